@@ -1,0 +1,54 @@
+/*
+ * limits.h — every bound in shoal, in one place.
+ *
+ * Every queue, buffer, loop, message and file has a named upper bound here.
+ * Code that needs a bound includes this header; no magic numbers elsewhere.
+ * Names carry their unit last (_ms, _bytes, _count).
+ */
+#ifndef SHOAL_LIMITS_H
+#define SHOAL_LIMITS_H
+
+/* --- identity and admission ------------------------------------------- */
+#define SHOAL_NODE_ID_BYTES            32   /* Ed25519 public key */
+#define SHOAL_FLEET_ID_BYTES           16
+#define SHOAL_NAME_BYTES_MAX           32   /* node name, without NUL */
+#define SHOAL_TAGS_COUNT_MAX            4
+#define SHOAL_TAG_BYTES_MAX            16   /* one tag, without NUL */
+#define SHOAL_ADMISSION_KEYS_MAX        8   /* admission keys in a fleet */
+#define SHOAL_ADMISSION_SIGS_MAX        3   /* signatures on one certificate */
+#define SHOAL_CERT_BYTES_MAX          400   /* encoded admission certificate */
+#define SHOAL_GOSSIP_KEYS_MAX           4   /* keyring size */
+#define SHOAL_KEY_FILE_BYTES_MAX     4096
+
+/* --- transport ---------------------------------------------------------- */
+#define SHOAL_UDP_PACKET_BYTES_MAX   1400   /* sealed datagram on the wire */
+#define SHOAL_UDP_PAYLOAD_BYTES_MAX   820   /* core payload inside a packet */
+#define SHOAL_UDP_READS_PER_TICK_MAX   32   /* datagrams read per loop tick */
+#define SHOAL_REPLAY_WINDOW_BITS       64   /* per-sender replay window */
+#define SHOAL_REPLAY_SENDERS_MAX    16384   /* senders tracked for replay */
+#define SHOAL_TCP_FRAME_BYTES_MAX   65536   /* one frame, header included */
+#define SHOAL_TCP_CONNS_MAX            32   /* concurrent stream connections */
+#define SHOAL_TCP_TIMEOUT_MS        10000   /* whole push-pull exchange */
+#define SHOAL_PUSHPULL_BYTES_MAX (8u * 1024 * 1024) /* one encoded state */
+
+/* --- membership --------------------------------------------------------- */
+#define SHOAL_MEMBERS_MAX           16384   /* members one node tracks */
+#define SHOAL_SEEDS_MAX                16   /* --join addresses */
+#define SHOAL_MSGS_PER_PACKET_MAX      64   /* messages in one compound */
+#define SHOAL_OUTBOX_COUNT_MAX       4096   /* core outputs before drained */
+#define SHOAL_SUSPICIONS_MAX         4096   /* concurrent suspicions */
+#define SHOAL_PENDING_PROBES_MAX      256   /* relayed indirect probes */
+#define SHOAL_BROADCASTS_MAX        16384   /* queued gossip broadcasts */
+
+/* --- storage and control ----------------------------------------------- */
+#define SHOAL_PATH_BYTES_MAX         4096
+#define SHOAL_CONTROL_REQ_BYTES_MAX  4096   /* one CLI request */
+#define SHOAL_CONTROL_RESP_BYTES_MAX (4u * 1024 * 1024)
+#define SHOAL_CONTROL_CLIENTS_MAX       8
+#define SHOAL_CONFIG_LINE_BYTES_MAX  1024
+
+/* --- simulator ---------------------------------------------------------- */
+#define SHOAL_SIM_NODES_MAX         20000
+#define SHOAL_SIM_EVENTS_MAX     (64u * 1024 * 1024) /* queued sim events */
+
+#endif

@@ -1,0 +1,214 @@
+/*
+ * membership.h — SWIM with Lifeguard, as a sans-IO state machine.
+ *
+ * Protocol (Das et al. 2002; Lifeguard, Dadgar et al. 2017; as in
+ * hashicorp/memberlist):
+ *
+ *   every probe interval (scaled by local health):
+ *     pick the next member in a shuffled round-robin order, send PING
+ *     after probe_timeout with no ACK: PING_REQ to `indirect_checks` others,
+ *       who PING the target and relay its ACK (or send NACK at timeout)
+ *     at the end of the interval with no ACK: SUSPECT the member
+ *   a SUSPECT member is declared DEAD after a suspicion timeout that shrinks
+ *     from max to min as independent confirmations arrive (Lifeguard)
+ *   a member that hears it is suspected or dead refutes with ALIVE at a
+ *     higher incarnation (and counts a point against its own health)
+ *   every gossip interval: send queued broadcasts (alive/suspect/dead) to
+ *     `gossip_nodes` random members; broadcasts also piggyback on every packet
+ *   every push-pull interval: full state exchange with one random member
+ *     over the stream transport (also used to join through a seed)
+ *
+ * The core never reads a clock, socket, random source or database. Inputs
+ * are calls with `now_ms`; outputs are polled with member_core_poll(): UDP
+ * payloads to send, push-pull exchanges to start, and membership events.
+ * The caller must call member_core_tick() at member_core_next_deadline().
+ *
+ * Identities (id, name, tags, address) live in a member_dir that several
+ * cores may share (the simulator shares one across all nodes to keep memory
+ * O(N) for identities); per-core state is ~24 bytes per member.
+ */
+#ifndef SHOAL_CORE_MEMBERSHIP_H
+#define SHOAL_CORE_MEMBERSHIP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shoal/addr.h"
+#include "shoal/limits.h"
+
+enum member_state {
+	MEMBER_ALIVE = 0,
+	MEMBER_SUSPECT = 1,
+	MEMBER_DEAD = 2,
+	MEMBER_LEFT = 3,
+};
+
+const char *member_state_name(enum member_state s);
+
+struct member_config {
+	uint32_t probe_interval_ms;          /* 1000 */
+	uint32_t probe_timeout_ms;           /* 500 */
+	uint32_t indirect_checks;            /* 3 */
+	uint32_t suspicion_mult;             /* 4 */
+	uint32_t suspicion_max_timeout_mult; /* 6 */
+	uint32_t awareness_max_multiplier;   /* 8 */
+	uint32_t gossip_interval_ms;         /* 200 */
+	uint32_t gossip_nodes;               /* 3 */
+	uint32_t gossip_to_the_dead_ms;      /* 30000 */
+	uint32_t retransmit_mult;            /* 4 */
+	uint32_t push_pull_interval_ms;      /* 30000; 0 disables periodic push-pull */
+	uint32_t dead_reclaim_ms;            /* forget dead/left members after this; 0 = keep */
+	uint32_t payload_bytes_max;          /* SHOAL_UDP_PAYLOAD_BYTES_MAX */
+};
+
+/* Fills memberlist's LAN defaults. */
+void member_config_default(struct member_config *c);
+
+struct member_identity {
+	uint8_t id[SHOAL_NODE_ID_BYTES];
+	char name[SHOAL_NAME_BYTES_MAX + 1];
+	uint8_t tags_count;
+	char tags[SHOAL_TAGS_COUNT_MAX][SHOAL_TAG_BYTES_MAX + 1];
+	struct shoal_addr addr;
+};
+
+/* --- identity directory -------------------------------------------------- */
+struct member_dir;
+struct member_dir *member_dir_new(void);
+void member_dir_free(struct member_dir *d);
+/* Returns the gid of id, adding it if new; UINT32_MAX when full. */
+uint32_t member_dir_intern(struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES]);
+/* Returns the gid of id or UINT32_MAX. */
+uint32_t member_dir_find(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES]);
+const struct member_identity *member_dir_get(const struct member_dir *d, uint32_t gid);
+size_t member_dir_count(const struct member_dir *d);
+
+/* --- outputs --------------------------------------------------------------- */
+enum member_event_kind {
+	MEMBER_EV_JOIN = 1,    /* first seen alive */
+	MEMBER_EV_ALIVE,       /* back to alive (refuted suspicion, or rejoined) */
+	MEMBER_EV_SUSPECT,
+	MEMBER_EV_DEAD,
+	MEMBER_EV_LEFT,
+	MEMBER_EV_UPDATE,      /* address, name or tags changed */
+};
+
+const char *member_event_name(enum member_event_kind k);
+
+struct member_event {
+	enum member_event_kind kind;
+	uint32_t gid;
+	uint32_t incarnation;
+	enum member_state prev_state;
+};
+
+enum member_out_kind {
+	MEMBER_OUT_PACKET = 1,   /* send payload by UDP to `to` */
+	MEMBER_OUT_PUSHPULL,     /* open a push-pull exchange with `to` */
+	MEMBER_OUT_EVENT,        /* membership changed */
+};
+
+struct member_out {
+	enum member_out_kind kind;
+	struct shoal_addr to;
+	uint32_t to_gid;         /* UINT32_MAX when only the address is known */
+	bool join;               /* push-pull: this is a join */
+	const uint8_t *data;     /* packet payload; valid until the next core call */
+	size_t len;
+	struct member_event ev;
+};
+
+struct member_stats {
+	uint64_t packets_sent;
+	uint64_t packet_bytes_sent;
+	uint64_t packets_received;
+	uint64_t packets_malformed;     /* payloads that failed to decode */
+	uint64_t msgs_ignored;          /* well-formed but not for us / stale */
+	uint64_t probes_sent;
+	uint64_t indirect_probes_sent;
+	uint64_t probes_failed;
+	uint64_t suspects_raised;
+	uint64_t refutations;
+	uint64_t deaths_declared;
+	uint64_t pushpulls_started;
+	uint64_t pushpulls_merged;
+	uint64_t broadcasts_dropped;    /* queue full */
+	uint64_t outbox_dropped;        /* outbox full */
+};
+
+/* A snapshot of one member for status output. */
+struct member_info {
+	const struct member_identity *ident;
+	uint32_t gid;
+	enum member_state state;
+	uint32_t incarnation;
+	uint64_t state_change_ms;
+	bool is_self;
+};
+
+/* --- the core ---------------------------------------------------------------- */
+struct member_core;
+
+/* Creates a core for `self` at `incarnation`. `dir` is borrowed and must
+ * outlive the core. Returns NULL on allocation failure. */
+struct member_core *member_core_new(const struct member_config *cfg,
+				    struct member_dir *dir,
+				    const struct member_identity *self,
+				    uint32_t incarnation, uint64_t seed,
+				    uint64_t now_ms);
+void member_core_free(struct member_core *c);
+
+/* Starts joining through seed addresses: a push-pull (join) to each. */
+int member_core_join(struct member_core *c, const struct shoal_addr *seeds,
+		     size_t n, uint64_t now_ms);
+
+/* Graceful leave: broadcasts LEFT at a new incarnation and stops probing.
+ * The caller should keep ticking for a short while so the broadcast spreads. */
+int member_core_leave(struct member_core *c, uint64_t now_ms);
+
+/* Called after an authenticated UDP payload from member `from_id` arrived
+ * from `from`. Returns 0, or SHOAL_EPROTO if malformed (nothing changed). */
+int member_core_recv_packet(struct member_core *c,
+			    const uint8_t from_id[SHOAL_NODE_ID_BYTES],
+			    const struct shoal_addr *from,
+			    const uint8_t *payload, size_t len, uint64_t now_ms);
+
+/* Encodes this node's full state for a push-pull into a malloc'd buffer. */
+int member_core_encode_state(struct member_core *c, bool join, uint8_t **out,
+			     size_t *out_len);
+
+/* Called with the remote side's state after a push-pull exchange. Returns 0
+ * or SHOAL_EPROTO / SHOAL_ETOOBIG (nothing merged). */
+int member_core_recv_state(struct member_core *c, const uint8_t *state,
+			   size_t len, uint64_t now_ms);
+
+/* Runs every timer due at now_ms. */
+void member_core_tick(struct member_core *c, uint64_t now_ms);
+/* The next time member_core_tick must be called. */
+uint64_t member_core_next_deadline(const struct member_core *c);
+
+/* Pops the next output; false when none. Output data stays valid until the
+ * next call into the core other than member_core_poll. */
+bool member_core_poll(struct member_core *c, struct member_out *out);
+
+/* Adds a member known alive without any message (simulator warm start). */
+int member_core_add_alive(struct member_core *c, uint32_t gid,
+			  uint32_t incarnation, uint64_t now_ms);
+
+size_t member_core_count(const struct member_core *c);
+/* Number of members (self included) in state alive or suspect. */
+size_t member_core_live_count(const struct member_core *c);
+int member_core_get(const struct member_core *c, size_t index,
+		    struct member_info *out);
+/* Looks a member up by gid; returns 0 or SHOAL_ENOTFOUND. */
+int member_core_lookup(const struct member_core *c, uint32_t gid,
+		       struct member_info *out);
+uint32_t member_core_incarnation(const struct member_core *c);
+uint32_t member_core_self_gid(const struct member_core *c);
+/* Lifeguard local health score, 0 (healthy) .. awareness_max_multiplier-1. */
+int member_core_health(const struct member_core *c);
+const struct member_stats *member_core_stats(const struct member_core *c);
+bool member_core_has_left(const struct member_core *c);
+
+#endif
