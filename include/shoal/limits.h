@@ -46,6 +46,10 @@
 #define SHOAL_CONTROL_RESP_BYTES_MAX (4u * 1024 * 1024)
 #define SHOAL_CONTROL_CLIENTS_MAX       8
 #define SHOAL_CONFIG_LINE_BYTES_MAX  1024
+#define SHOAL_CONTROL_CMD_BYTES_MAX    32   /* "cmd" value in a request */
+#define SHOAL_CONTROL_CLIENT_TIMEOUT_MS 3000 /* server: one whole exchange */
+#define SHOAL_CONTROL_REPLY_TIMEOUT_MS 10000 /* CLI: wait for the agent */
+#define SHOAL_DB_BUSY_TIMEOUT_MS     5000   /* wait for a SQLite lock */
 
 /* --- simulator ---------------------------------------------------------- */
 #define SHOAL_SIM_NODES_MAX         20000
