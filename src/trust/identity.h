@@ -117,4 +117,36 @@ int node_identity_load(const char *data_dir, struct node_identity *out,
 /* Wipes secrets. */
 void node_identity_wipe(struct node_identity *n);
 
+/* --- creating fleets and nodes (used by `shoal fleet create`, `shoal init`) */
+
+/* Creates a fleet in dir (absent or empty; SHOAL_EEXIST otherwise): a fresh
+ * fleet id, one gossip key, and admission_count admission key pairs of which
+ * threshold must sign (1 <= threshold <= admission_count, threshold <=
+ * SHOAL_ADMISSION_SIGS_MAX). Directories 0700, secret files 0600. On error
+ * whatever it created is removed. out (if not NULL) gets the public part. */
+int fleet_create(const char *dir, unsigned admission_count, unsigned threshold,
+		 struct fleet_public *out, char *errbuf, size_t errlen) SHOAL_MUST_CHECK;
+
+struct node_init_params {
+	const char *data_dir;
+	const char *fleet_dir;
+	const char *name;
+	const char *tags[SHOAL_TAGS_COUNT_MAX];
+	size_t tags_count;
+	/* Admission key files to sign with; when none are given, every
+	 * fleet_dir/admission/N.key present is used. */
+	const char *admission_key_paths[SHOAL_ADMISSION_KEYS_MAX];
+	size_t admission_key_paths_count;
+	uint64_t now_ms;     /* issued_ms */
+	uint64_t expires_ms; /* > now_ms */
+};
+
+/* Creates a node data dir: a fresh key in D/keys/node.key, D/node.cert
+ * signed by the given admission keys (at least the fleet's threshold, at
+ * most SHOAL_ADMISSION_SIGS_MAX of them), and D/fleet/ copies. Refuses
+ * (SHOAL_EEXIST) a dir that already holds a node. On error whatever it
+ * created is removed. cert_out (if not NULL) gets the certificate. */
+int node_init(const struct node_init_params *p, struct admission_cert *cert_out,
+	      char *errbuf, size_t errlen) SHOAL_MUST_CHECK;
+
 #endif
