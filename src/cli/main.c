@@ -14,8 +14,12 @@
 #define SHOAL_VERSION "0.1.0"
 
 extern const struct cli_command cmd_version;
+extern const struct cli_command cmd_fleet;
+extern const struct cli_command cmd_init;
 
 const struct cli_command *const cli_commands[] = {
+	&cmd_init,
+	&cmd_fleet,
 	&cmd_version,
 	NULL,
 };
