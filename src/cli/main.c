@@ -14,12 +14,16 @@
 #define SHOAL_VERSION "0.1.0"
 
 extern const struct cli_command cmd_version;
+extern const struct cli_command cmd_status;
+extern const struct cli_command cmd_members;
 extern const struct cli_command cmd_fleet;
 extern const struct cli_command cmd_init;
 
 const struct cli_command *const cli_commands[] = {
 	&cmd_init,
 	&cmd_fleet,
+	&cmd_status,
+	&cmd_members,
 	&cmd_version,
 	NULL,
 };
