@@ -157,8 +157,8 @@ static void print_object(const json_t *obj, int indent, int depth)
 	json_object_foreach((json_t *)obj, key, v) {
 		if (json_is_object(v))
 			continue;
-		printf("%*s%s:%*s %s\n", indent, "", clean(key, k),
-		       width - (int)strlen(k), "", scalar_text(v, val));
+		int pad = width - (int)strlen(clean(key, k));
+		printf("%*s%s:%*s %s\n", indent, "", k, pad, "", scalar_text(v, val));
 	}
 	json_object_foreach((json_t *)obj, key, v) {
 		if (!json_is_object(v))

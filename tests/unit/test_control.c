@@ -38,6 +38,7 @@ struct fx {
 	uv_async_t done;
 	struct control_server *srv;
 	int handled;
+	bool agent_like;
 	void (*client)(struct fx *);
 	/* what the client saw, per step */
 	int rc[STEPS_MAX];
@@ -54,11 +55,43 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+/* Replies shaped like the agent's, for the CLI test. */
+static json_t *agent_like(const char *cmd)
+{
+	if (strcmp(cmd, "status") == 0)
+		return json_pack("{s:s,s:s,s:s,s:i,s:i,s:{s:i,s:i,s:i,s:i},s:i,"
+				 "s:{s:i,s:i},s:{s:i}}",
+				 "name", "n1", "id", "ab12", "addr", "127.0.0.1:7946",
+				 "incarnation", 3, "health", 0,
+				 "members", "alive", 2, "suspect", 1, "dead", 0, "left", 0,
+				 "uptime_s", 42,
+				 "counters", "packets_sent", 10, "probes_sent", 4,
+				 "drops", "bad_mac", 7);
+	if (strcmp(cmd, "members") == 0)
+		return json_pack(
+			"{s:[{s:s,s:s,s:s,s:s,s:i,s:[s,s],s:i,s:s},"
+			"{s:s,s:s,s:s,s:s,s:i,s:[],s:i,s:s},"
+			"{s:s,s:s,s:s,s:s,s:i,s:[s],s:i,s:s}]}",
+			"members",
+			"name", "zeta", "id", "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100",
+			"addr", "10.0.0.3:7946", "state", "suspect", "incarnation", 7,
+			"tags", "web", "eu", "last_change_ms", 1, "last_change", "2026-01-01T00:00:00Z",
+			"name", "alpha", "id", "0011223344556677889900112233445566778899001122334455667788990011",
+			"addr", "10.0.0.1:7946", "state", "alive", "incarnation", 1,
+			"tags", "last_change_ms", 2, "last_change", "2026-01-01T00:00:01Z",
+			"name", "m\x1b[2Jid", "id", "aa", "addr", "[fd00::1]:7946", "state", "dead",
+			"incarnation", 12, "tags", "db", "last_change_ms", 3,
+			"last_change", "2026-01-01T00:00:02Z");
+	return NULL;
+}
+
 static json_t *handler(void *arg, const json_t *req)
 {
 	struct fx *f = arg;
 	f->handled++;
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	if (f->agent_like)
+		return agent_like(cmd);
 	if (strcmp(cmd, "status") == 0)
 		return json_pack("{s:s,s:i}", "name", "n1", "handled", f->handled);
 	if (strcmp(cmd, "list") == 0)
@@ -416,6 +449,78 @@ static void idle_clients_time_out_and_count_is_bounded(void **state)
 	fx_free(f);
 }
 
+/* Runs `$SHOAL_BIN ARGS` and captures stdout into f->raw[step]. */
+static void run_cli(struct fx *f, int step, const char *args)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "%s %s --data %s 2>&1", getenv("SHOAL_BIN"), args,
+		 f->dir);
+	FILE *p = popen(cmd, "r");
+	if (!p) {
+		f->rc[step] = -1;
+		return;
+	}
+	size_t n = fread(f->raw[step], 1, RAW_MAX - 1, p);
+	f->raw[step][n] = '\0';
+	f->rc[step] = pclose(p);
+}
+
+static void client_cli(struct fx *f)
+{
+	run_cli(f, 0, "status");
+	run_cli(f, 1, "members");
+	run_cli(f, 2, "members --json");
+	f->agent_like = false; /* "members" now fails in the handler */
+	run_cli(f, 3, "members");
+}
+
+static void cli_prints_agent_replies(void **state)
+{
+	(void)state;
+	if (!getenv("SHOAL_BIN"))
+		skip();
+	struct fx *f = fx_new();
+	f->agent_like = true;
+	fx_start(f);
+	fx_run(f, client_cli);
+	assert_int_equal(f->rc[0], 0);
+	/* Scalars first, aligned; groups indented under their key. */
+	assert_non_null(strstr(f->raw[0], "name:        n1\n"));
+	assert_non_null(strstr(f->raw[0], "incarnation: 3\n"));
+	assert_non_null(strstr(f->raw[0], "members:\n  alive:   2\n  suspect: 1\n"));
+	assert_non_null(strstr(f->raw[0], "drops:\n  bad_mac: 7\n"));
+	assert_true(strstr(f->raw[0], "uptime_s") < strstr(f->raw[0], "members:"));
+
+	assert_int_equal(f->rc[1], 0);
+	const char *t = f->raw[1];
+	assert_true(strncmp(t, "NAME ", 5) == 0);
+	assert_non_null(strstr(t, "LAST-CHANGE\n"));
+	/* Sorted by name; ids cut to 16 hex digits; tags joined; escape bytes
+	 * from a hostile name do not reach the terminal. */
+	const char *a = strstr(t, "\nalpha "), *m = strstr(t, "\nm?[2Jid "),
+		   *z = strstr(t, "\nzeta ");
+	assert_non_null(a);
+	assert_non_null(m);
+	assert_non_null(z);
+	assert_true(a < m && m < z);
+	assert_null(strchr(t, 0x1b));
+	assert_non_null(strstr(t, "ffeeddccbbaa9988  10.0.0.3:7946"));
+	assert_null(strstr(t, "ffeeddccbbaa99887"));
+	assert_non_null(strstr(t, "web,eu"));
+	assert_non_null(strstr(t, "2026-01-01T00:00:01Z\n"));
+
+	assert_int_equal(f->rc[2], 0);
+	json_error_t je;
+	json_t *j = json_loads(f->raw[2], 0, &je);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(j, "members")), 3);
+	json_decref(j);
+
+	assert_true(f->rc[3] != 0);
+	assert_non_null(strstr(f->raw[3], "the agent replied: command 'members' failed"));
+	fx_free(f);
+}
+
 static void parse_request_shape(void **state)
 {
 	(void)state;
@@ -451,6 +556,7 @@ int main(void)
 		cmocka_unit_test(stale_socket_is_replaced),
 		cmocka_unit_test(live_socket_and_other_files_are_kept),
 		cmocka_unit_test(idle_clients_time_out_and_count_is_bounded),
+		cmocka_unit_test(cli_prints_agent_replies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
