@@ -79,7 +79,8 @@ static int server_state(void *arg, uint8_t **state, size_t *len)
 	*state = malloc(s->state_len ? s->state_len : 1);
 	if (*state == NULL)
 		return SHOAL_ENOMEM;
-	memcpy(*state, s->state, s->state_len);
+	if (s->state_len > 0)
+		memcpy(*state, s->state, s->state_len);
 	*len = s->state_len;
 	return 0;
 }
