@@ -522,14 +522,43 @@ static int arm_timeouts(struct stream_conn *c)
 	return 0;
 }
 
-enum io_op { IO_READ, IO_WRITE, IO_CONNECT, IO_ACCEPT, IO_SHUTDOWN };
+/* SIGPIPE from writing to a peer that went away is blocked in this thread
+ * around each TLS call and any pending one consumed, so no caller has to
+ * ignore SIGPIPE process-wide. */
+struct sigpipe_guard {
+	sigset_t old;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &s, &g->old);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g)
+{
+	sigset_t s, pending;
+	sigemptyset(&s);
+	sigaddset(&s, SIGPIPE);
+	if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) &&
+	    !sigismember(&g->old, SIGPIPE)) {
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&s, NULL, &zero) == SIGPIPE)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+enum io_op { IO_READ, IO_WRITE, IO_CONNECT, IO_ACCEPT };
 
 /* Runs one SSL operation to completion or the deadline; a timed-out recv
  * or send shows up as WANT_READ/WANT_WRITE and is retried while time is
  * left. Returns bytes moved (≥ 0) or a counted SHOAL_E*. For reads, a
  * clean close by the peer is SHOAL_ECONN. */
-static int io_ssl(struct stream_conn *c, enum io_op op, void *buf, size_t len,
-		  size_t *done)
+static int io_ssl_loop(struct stream_conn *c, enum io_op op, void *buf,
+		       size_t len, size_t *done)
 {
 	for (;;) {
 		int rc = arm_timeouts(c);
@@ -549,13 +578,9 @@ static int io_ssl(struct stream_conn *c, enum io_op op, void *buf, size_t len,
 		case IO_CONNECT:
 			r = SSL_connect(c->ssl);
 			break;
-		case IO_ACCEPT:
-			r = SSL_accept(c->ssl);
-			break;
 		default:
-			r = SSL_shutdown(c->ssl);
-			if (r == 0)
-				return 0; /* close_notify sent; not waiting */
+			assert(op == IO_ACCEPT);
+			r = SSL_accept(c->ssl);
 			break;
 		}
 		if (r > 0)
@@ -571,6 +596,17 @@ static int io_ssl(struct stream_conn *c, enum io_op op, void *buf, size_t len,
 		}
 		return count(c->ctx, STREAM_R_IO, SHOAL_ECONN);
 	}
+}
+
+static int io_ssl(struct stream_conn *c, enum io_op op, void *buf, size_t len,
+		  size_t *done)
+{
+	/* Any TLS call may write (handshake messages, alerts). */
+	struct sigpipe_guard g;
+	sigpipe_block(&g);
+	int rc = io_ssl_loop(c, op, buf, len, done);
+	sigpipe_restore(&g);
+	return rc;
 }
 
 static int io_read_full(struct stream_conn *c, uint8_t *buf, size_t len)
@@ -601,33 +637,18 @@ static int io_write_full(struct stream_conn *c, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* SIGPIPE from writing to a peer that went away is blocked in this thread
- * for the call and any pending one consumed, so no caller has to ignore
- * SIGPIPE process-wide. */
-struct sigpipe_guard {
-	sigset_t old;
-};
-
-static void sigpipe_block(struct sigpipe_guard *g)
+/* Sends close_notify once, without waiting for the peer's: the exchange is
+ * over, so a failure here changes nothing and is not counted. */
+static void tls_goodbye(struct stream_conn *c)
 {
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &s, &g->old);
-}
-
-static void sigpipe_restore(struct sigpipe_guard *g)
-{
-	sigset_t s, pending;
-	sigemptyset(&s);
-	sigaddset(&s, SIGPIPE);
-	if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) &&
-	    !sigismember(&g->old, SIGPIPE)) {
-		struct timespec zero = {0, 0};
-		while (sigtimedwait(&s, NULL, &zero) == SIGPIPE)
-			;
-	}
-	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	if (arm_timeouts(c) != 0)
+		return;
+	struct sigpipe_guard g;
+	sigpipe_block(&g);
+	ERR_clear_error();
+	(void)SSL_shutdown(c->ssl);
+	ERR_clear_error();
+	sigpipe_restore(&g);
 }
 
 /* --- frames on a conn ---------------------------------------------------- */
@@ -920,7 +941,7 @@ void stream_close(struct stream_conn *c)
 {
 	if (c == NULL)
 		return;
-	(void)io_ssl(c, IO_SHUTDOWN, NULL, 0, NULL);
+	tls_goodbye(c);
 	conn_abort(c);
 }
 
@@ -936,8 +957,6 @@ int stream_pushpull_client(struct stream_ctx *ctx, const struct shoal_addr *to,
 	assert(remote_state != NULL && remote_len != NULL);
 	if (local_len > SHOAL_PUSHPULL_BYTES_MAX)
 		return count(ctx, STREAM_R_TOO_BIG, SHOAL_ETOOBIG);
-	struct sigpipe_guard g;
-	sigpipe_block(&g);
 	struct stream_conn *c;
 	int rc = stream_connect(ctx, to, expected_peer_id, now_ms, &c, peer);
 	if (rc != 0)
@@ -952,7 +971,6 @@ int stream_pushpull_client(struct stream_ctx *ctx, const struct shoal_addr *to,
 	stream_close(c);
 	count(ctx, STREAM_R_CONNECTED, 0);
 out:
-	sigpipe_restore(&g);
 	return rc;
 }
 
@@ -979,8 +997,6 @@ int stream_pushpull_serve(struct stream_ctx *ctx, int conn_fd,
 {
 	assert(get_local_state != NULL);
 	assert(remote_state != NULL && remote_len != NULL);
-	struct sigpipe_guard g;
-	sigpipe_block(&g);
 	struct stream_conn *c;
 	uint8_t *mine = NULL, *theirs = NULL;
 	size_t mine_len = 0, theirs_len = 0;
@@ -999,7 +1015,7 @@ int stream_pushpull_serve(struct stream_ctx *ctx, int conn_fd,
 	rc = stream_send_state(c, mine, mine_len);
 	if (rc != 0)
 		goto fail;
-	(void)io_ssl(c, IO_SHUTDOWN, NULL, 0, NULL);
+	tls_goodbye(c);
 	linger_for_close(c);
 	conn_abort(c);
 	count(ctx, STREAM_R_SERVED, 0);
@@ -1012,6 +1028,5 @@ fail:
 out:
 	free(mine);
 	free(theirs);
-	sigpipe_restore(&g);
 	return rc;
 }

@@ -327,6 +327,13 @@ static void oversized_frame_rejected(void **state)
 	assert_int_equal(stream_conn_write_raw(c, hdr, sizeof(hdr)), 0);
 	assert_int_equal(server_join(x), SHOAL_ETOOBIG);
 	assert_int_equal(stat_of(x->ca, STREAM_R_TOO_BIG), 1);
+	/* Writing on to the closed peer fails instead of killing us with
+	 * SIGPIPE (this test does not ignore it). */
+	uint8_t *lots = calloc(1, 4u << 20);
+	assert_non_null(lots);
+	assert_int_equal(stream_send_state(c, lots, 4u << 20), SHOAL_ECONN);
+	assert_int_equal(stat_of(x->cb, STREAM_R_IO), 1);
+	free(lots);
 	stream_close(c);
 	/* And the sender side refuses to build one. */
 	uint8_t *big = calloc(1, STREAM_FRAME_PAYLOAD_BYTES_MAX + 1);
