@@ -51,6 +51,34 @@
 #define SHOAL_CONTROL_REPLY_TIMEOUT_MS 10000 /* CLI: wait for the agent */
 #define SHOAL_DB_BUSY_TIMEOUT_MS     5000   /* wait for a SQLite lock */
 
+/* --- trust: canonical JSON and the TUF client ------------------------ */
+#define SHOAL_CJSON_DEPTH_MAX                 32   /* nesting of arrays/objects */
+#define SHOAL_TUF_METADATA_BYTES_MAX (5u * 1024 * 1024) /* any one metadata file */
+#define SHOAL_TUF_ROOT_BYTES_MAX      (512u * 1024) /* N.root.json, size unknown */
+#define SHOAL_TUF_TIMESTAMP_BYTES_MAX  (16u * 1024) /* timestamp.json, size unknown */
+#define SHOAL_TUF_SNAPSHOT_BYTES_MAX (2u * 1024 * 1024) /* when timestamp omits length */
+#define SHOAL_TUF_TARGETS_BYTES_MAX  SHOAL_TUF_METADATA_BYTES_MAX /* when snapshot omits length */
+#define SHOAL_TUF_TARGET_BYTES_MAX (256u * 1024 * 1024) /* one target file */
+#define SHOAL_TUF_ROOT_ROTATIONS_MAX         256   /* N+1.root.json fetched per refresh */
+#define SHOAL_TUF_DELEGATIONS_VISIT_MAX       32   /* roles visited per target search */
+#define SHOAL_TUF_SIGNATURES_MAX             128   /* signatures on one metadata file */
+#define SHOAL_TUF_ROLE_KEYS_MAX              128   /* keyids one role lists */
+#define SHOAL_TUF_HASHES_MAX                   8   /* hash entries in one file info */
+#define SHOAL_TUF_ROLE_NAME_BYTES_MAX         80   /* delegated role name */
+#define SHOAL_TUF_TARGET_NAME_BYTES_MAX     1024   /* target path in metadata */
+#define SHOAL_TUF_TARGETS_PER_DOWNLOAD_MAX    64   /* --target-name per command */
+#define SHOAL_TUF_PEM_BYTES_MAX             8192   /* one PEM public key */
+#define SHOAL_TUF_SIG_BYTES_MAX             1024   /* one signature (RSA-8192) */
+#define SHOAL_TUF_RSA_BITS_MIN              2048
+#define SHOAL_TUF_RSA_BITS_MAX              8192   /* bounds verify cost */
+#define SHOAL_TUF_ROLES_LOADED_MAX          2048   /* delegated roles held per refresh */
+#define SHOAL_URL_BYTES_MAX                 4096   /* one URL, with NUL */
+#define SHOAL_FETCH_CONNECT_TIMEOUT_MS     10000
+#define SHOAL_FETCH_TIMEOUT_MS            300000   /* one whole download */
+#define SHOAL_FETCH_LOW_SPEED_BYTES_PER_S   1024   /* abort slower than this ... */
+#define SHOAL_FETCH_LOW_SPEED_S               30   /* ... for this long */
+#define SHOAL_FETCH_REDIRECTS_MAX              5
+
 /* --- simulator ---------------------------------------------------------- */
 #define SHOAL_SIM_NODES_MAX         20000
 #define SHOAL_SIM_EVENTS_MAX     (64u * 1024 * 1024) /* queued sim events */

@@ -14,6 +14,7 @@
 #define SHOAL_VERSION "0.1.0"
 
 extern const struct cli_command cmd_version;
+extern const struct cli_command cmd_tuf;
 extern const struct cli_command cmd_status;
 extern const struct cli_command cmd_members;
 extern const struct cli_command cmd_fleet;
@@ -24,6 +25,7 @@ const struct cli_command *const cli_commands[] = {
 	&cmd_fleet,
 	&cmd_status,
 	&cmd_members,
+	&cmd_tuf,
 	&cmd_version,
 	NULL,
 };
