@@ -90,12 +90,6 @@ static void cache_insert(struct seal_cache *c, const uint8_t *hash,
 
 /* --- replay windows ------------------------------------------------------ */
 
-/* Power of two at least 4/3 of the bound, so probes stay short. */
-#define REPLAY_SLOTS 32768u
-_Static_assert((REPLAY_SLOTS & (REPLAY_SLOTS - 1)) == 0, "power of two");
-_Static_assert(REPLAY_SLOTS * 3 / 4 >= SHOAL_REPLAY_SENDERS_MAX,
-	       "load factor at most 3/4");
-
 struct replay_entry {
 	uint8_t node_id[SHOAL_NODE_ID_BYTES];
 	uint64_t hash;
@@ -105,11 +99,31 @@ struct replay_entry {
 	bool used;
 };
 
+/* Open addressing with linear probing; slots is a power of two at least
+ * 4/3 of senders_max, so probes stay short and a free slot always exists. */
 struct seal_replay {
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 	size_t count;
-	struct replay_entry e[REPLAY_SLOTS];
+	size_t senders_max;
+	size_t slots;
+	struct replay_entry e[];
 };
+
+static struct seal_replay *replay_new(size_t senders_max)
+{
+	assert(senders_max >= 1 && senders_max <= SHOAL_REPLAY_SENDERS_MAX);
+	size_t slots = 2;
+	while (slots * 3 / 4 < senders_max)
+		slots *= 2;
+	struct seal_replay *r = calloc(1, sizeof(*r) + slots * sizeof(r->e[0]));
+	if (r == NULL)
+		return NULL;
+	r->senders_max = senders_max;
+	r->slots = slots;
+	randombytes_buf(r->hash_key, sizeof(r->hash_key));
+	assert((slots & (slots - 1)) == 0);
+	return r;
+}
 
 static uint64_t replay_hash(const struct seal_replay *r, const uint8_t *id)
 {
@@ -125,7 +139,7 @@ static uint64_t replay_hash(const struct seal_replay *r, const uint8_t *id)
 static struct replay_entry *replay_find(struct seal_replay *r, const uint8_t *id,
 					uint64_t hash, size_t *slot)
 {
-	size_t mask = REPLAY_SLOTS - 1;
+	size_t mask = r->slots - 1;
 	size_t i = (size_t)hash & mask;
 	/* Terminates: the load factor bound leaves free slots. */
 	for (;;) {
@@ -146,7 +160,7 @@ static struct replay_entry *replay_find(struct seal_replay *r, const uint8_t *id
  * (linear-probing deletion without tombstones). */
 static void replay_delete(struct seal_replay *r, size_t i)
 {
-	size_t mask = REPLAY_SLOTS - 1;
+	size_t mask = r->slots - 1;
 	assert(r->e[i].used);
 	assert(r->count > 0);
 	size_t j = i;
@@ -171,12 +185,12 @@ static void replay_delete(struct seal_replay *r, size_t i)
  * evicted sender's old packets could then be replayed once. */
 static void replay_evict_oldest(struct seal_replay *r)
 {
-	size_t oldest = REPLAY_SLOTS;
-	for (size_t i = 0; i < REPLAY_SLOTS; i++)
+	size_t oldest = r->slots;
+	for (size_t i = 0; i < r->slots; i++)
 		if (r->e[i].used &&
-		    (oldest == REPLAY_SLOTS || r->e[i].last_ms < r->e[oldest].last_ms))
+		    (oldest == r->slots || r->e[i].last_ms < r->e[oldest].last_ms))
 			oldest = i;
-	assert(oldest < REPLAY_SLOTS);
+	assert(oldest < r->slots);
 	replay_delete(r, oldest);
 }
 
@@ -215,7 +229,7 @@ static void replay_accept(struct seal_replay *r, const uint8_t *id, uint64_t seq
 	size_t slot;
 	struct replay_entry *e = replay_find(r, id, hash, &slot);
 	if (e == NULL) {
-		if (r->count >= SHOAL_REPLAY_SENDERS_MAX) {
+		if (r->count >= r->senders_max) {
 			replay_evict_oldest(r);
 			e = replay_find(r, id, hash, &slot);
 			assert(e == NULL);
@@ -231,7 +245,7 @@ static void replay_accept(struct seal_replay *r, const uint8_t *id, uint64_t seq
 		window_update(e, seq);
 	}
 	e->last_ms = now_ms;
-	assert(r->count <= SHOAL_REPLAY_SENDERS_MAX);
+	assert(r->count <= r->senders_max);
 }
 
 /* --- context ------------------------------------------------------------- */
@@ -270,12 +284,26 @@ int seal_ctx_init(struct seal_ctx *ctx, const struct node_identity *self,
 	if (rc != 0)
 		return rc;
 	ctx->cache = calloc(1, sizeof(*ctx->cache));
-	ctx->replay = calloc(1, sizeof(*ctx->replay));
+	ctx->replay = replay_new(SHOAL_REPLAY_SENDERS_MAX);
 	if (ctx->cache == NULL || ctx->replay == NULL) {
 		seal_ctx_free(ctx);
 		return SHOAL_ENOMEM;
 	}
-	randombytes_buf(ctx->replay->hash_key, sizeof(ctx->replay->hash_key));
+	return 0;
+}
+
+int seal_ctx_set_replay_senders_max(struct seal_ctx *ctx, size_t senders_max)
+{
+	assert(ctx->replay != NULL);
+	if (senders_max < 1 || senders_max > SHOAL_REPLAY_SENDERS_MAX)
+		return SHOAL_EINVAL;
+	if (ctx->replay->count > 0)
+		return SHOAL_ESTATE;
+	struct seal_replay *r = replay_new(senders_max);
+	if (r == NULL)
+		return SHOAL_ENOMEM;
+	free(ctx->replay);
+	ctx->replay = r;
 	return 0;
 }
 

@@ -153,6 +153,13 @@ int seal_open(struct seal_ctx *ctx, const uint8_t *pkt, size_t len,
 int seal_decode_plain(const uint8_t *plain, size_t len,
 		      struct seal_plain *out) SHOAL_MUST_CHECK;
 
+/* Lowers the number of senders tracked (default and upper bound
+ * SHOAL_REPLAY_SENDERS_MAX) to bound memory; beyond it the sender heard
+ * from least recently is evicted, and its older packets could be replayed
+ * once. Only before any packet was accepted: SHOAL_ESTATE after,
+ * SHOAL_EINVAL outside 1..SHOAL_REPLAY_SENDERS_MAX. */
+int seal_ctx_set_replay_senders_max(struct seal_ctx *ctx,
+				    size_t senders_max) SHOAL_MUST_CHECK;
 /* Number of senders whose replay windows are tracked. */
 size_t seal_replay_count(const struct seal_ctx *ctx);
 

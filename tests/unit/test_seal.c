@@ -392,6 +392,47 @@ static void forged_sender(void **state)
 	free(f);
 }
 
+/* With more senders than the table holds, the one heard from least
+ * recently is evicted and every other sender's window survives (the
+ * table's deletion must not lose entries that shared its probe run). */
+static void replay_table_eviction(void **state)
+{
+	struct fx *x = *state;
+	enum { MAX = 48, EXTRA = 20, N = MAX + EXTRA };
+	assert_int_equal(seal_ctx_set_replay_senders_max(&x->cb, MAX), 0);
+	struct fleet_fx *f = calloc(1, sizeof(*f));
+	struct node_identity *id = calloc(1, sizeof(*id));
+	struct pkt *p = calloc(N, sizeof(*p));
+	assert_non_null(f);
+	assert_non_null(id);
+	assert_non_null(p);
+	fleet_make(f, 1, 1); /* one signature per cert keeps this fast */
+	x->b.fleet = f->pub;
+	x->b.ring = f->ring;
+	assert_int_equal(seal_ctx_set_keyring(&x->cb, &f->ring), 0);
+	struct seal_ctx cs;
+	node_make(id, f, "sender", LATER, 1);
+	assert_int_equal(seal_ctx_init(&cs, id, 7), 0);
+	for (size_t i = 0; i < N; i++) {
+		node_make(id, f, "sender", LATER, 1);
+		cs.next_seq = 7;
+		seal_str(&cs, "e", &p[i]);
+		assert_int_equal(open_at(&x->cb, &p[i], NOW + i, "e"), 0);
+		assert_true(seal_replay_count(&x->cb) <= MAX);
+	}
+	assert_int_equal(seal_replay_count(&x->cb), MAX);
+	for (size_t i = EXTRA; i < N; i++)
+		assert_int_equal(open_at(&x->cb, &p[i], NOW + N, NULL), SHOAL_EREPLAY);
+	/* The known cost: an evicted sender's old packet is accepted again. */
+	assert_int_equal(open_at(&x->cb, &p[0], NOW + N, "e"), 0);
+	assert_int_equal(seal_ctx_set_replay_senders_max(&x->cb, 10), SHOAL_ESTATE);
+	assert_int_equal(seal_ctx_set_replay_senders_max(&x->cb, 0), SHOAL_EINVAL);
+	seal_ctx_free(&cs);
+	free(p);
+	free(id);
+	free(f);
+}
+
 static void decode_plain_bounds(void **state)
 {
 	(void)state;
@@ -455,6 +496,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(unadmitted, setup, teardown),
 		cmocka_unit_test_setup_teardown(expired, setup, teardown),
 		cmocka_unit_test_setup_teardown(forged_sender, setup, teardown),
+		cmocka_unit_test_setup_teardown(replay_table_eviction, setup, teardown),
 		cmocka_unit_test(decode_plain_bounds),
 		cmocka_unit_test_setup_teardown(stats_output, setup, teardown),
 	};
