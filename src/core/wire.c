@@ -1,0 +1,247 @@
+/* wire.c — membership message and push-pull state codecs (see wire.h). */
+#include "core/wire.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shoal/error.h"
+
+bool wire_valid_label(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool get_label(struct rd *r, char *out, size_t max)
+{
+	return rd_str8(r, out, max) && wire_valid_label(out, max);
+}
+
+static bool get_tags(struct rd *r, uint8_t *count,
+		     char tags[SHOAL_TAGS_COUNT_MAX][SHOAL_TAG_BYTES_MAX + 1])
+{
+	if (!rd_u8(r, count) || *count > SHOAL_TAGS_COUNT_MAX)
+		return false;
+	for (uint8_t i = 0; i < *count; i++)
+		if (!get_label(r, tags[i], SHOAL_TAG_BYTES_MAX))
+			return false;
+	return true;
+}
+
+static void put_tags(struct wr *w, uint8_t count,
+		     const char tags[SHOAL_TAGS_COUNT_MAX][SHOAL_TAG_BYTES_MAX + 1])
+{
+	assert(count <= SHOAL_TAGS_COUNT_MAX);
+	wr_u8(w, count);
+	for (uint8_t i = 0; i < count; i++)
+		wr_str8(w, tags[i], SHOAL_TAG_BYTES_MAX);
+}
+
+/* Decodes one message body of a known type; the body must be consumed. */
+static bool decode_body(uint8_t type, struct rd *b, struct wire_msg *m)
+{
+	switch (type) {
+	case WIRE_PING:
+		return rd_u32(b, &m->seq) && rd_copy(b, m->id, sizeof(m->id));
+	case WIRE_PING_REQ: {
+		uint8_t nack;
+		if (!rd_u32(b, &m->seq) || !rd_copy(b, m->id, sizeof(m->id)) ||
+		    !addr_get(b, &m->addr) || !rd_u8(b, &nack) || nack > 1)
+			return false;
+		m->want_nack = nack;
+		return true;
+	}
+	case WIRE_ACK:
+	case WIRE_NACK:
+		return rd_u32(b, &m->seq);
+	case WIRE_ALIVE:
+		return rd_u32(b, &m->incarnation) && rd_copy(b, m->id, sizeof(m->id)) &&
+		       addr_get(b, &m->addr) &&
+		       get_label(b, m->name, SHOAL_NAME_BYTES_MAX) &&
+		       get_tags(b, &m->tags_count, m->tags);
+	case WIRE_SUSPECT:
+	case WIRE_DEAD:
+		return rd_u32(b, &m->incarnation) && rd_copy(b, m->id, sizeof(m->id)) &&
+		       rd_copy(b, m->from_id, sizeof(m->from_id));
+	default:
+		return false;
+	}
+}
+
+int wire_decode_payload(const uint8_t *p, size_t len, struct wire_msg *msgs,
+			size_t *count)
+{
+	struct rd r = rd_init(p, len);
+	uint8_t version, n;
+	if (len > SHOAL_UDP_PAYLOAD_BYTES_MAX)
+		return SHOAL_ETOOBIG;
+	if (!rd_u8(&r, &version))
+		return SHOAL_ETRUNC;
+	if (version != WIRE_VERSION)
+		return SHOAL_EVERSION;
+	if (!rd_u8(&r, &n))
+		return SHOAL_ETRUNC;
+	if (n == 0 || n > SHOAL_MSGS_PER_PACKET_MAX)
+		return SHOAL_EPROTO;
+	for (uint8_t i = 0; i < n; i++) {
+		uint8_t type;
+		struct rd body;
+		if (!rd_u8(&r, &type) || !rd_len16(&r, &body))
+			return SHOAL_ETRUNC;
+		struct wire_msg *m = &msgs[i];
+		memset(m, 0, sizeof(*m));
+		if (type < WIRE_PING || type > WIRE_DEAD) {
+			m->type = 0; /* unknown: skipped by length */
+			continue;
+		}
+		m->type = type;
+		if (!decode_body(type, &body, m) || !rd_empty(&body))
+			return SHOAL_EPROTO;
+	}
+	if (!rd_empty(&r))
+		return SHOAL_ETRAILING;
+	*count = n;
+	return 0;
+}
+
+void wire_put_msg(struct wr *w, const struct wire_msg *m)
+{
+	wr_u8(w, m->type);
+	size_t mark = wr_begin16(w);
+	switch (m->type) {
+	case WIRE_PING:
+		wr_u32(w, m->seq);
+		wr_bytes(w, m->id, sizeof(m->id));
+		break;
+	case WIRE_PING_REQ:
+		wr_u32(w, m->seq);
+		wr_bytes(w, m->id, sizeof(m->id));
+		addr_put(w, &m->addr);
+		wr_u8(w, m->want_nack ? 1 : 0);
+		break;
+	case WIRE_ACK:
+	case WIRE_NACK:
+		wr_u32(w, m->seq);
+		break;
+	case WIRE_ALIVE:
+		wr_u32(w, m->incarnation);
+		wr_bytes(w, m->id, sizeof(m->id));
+		addr_put(w, &m->addr);
+		wr_str8(w, m->name, SHOAL_NAME_BYTES_MAX);
+		put_tags(w, m->tags_count, m->tags);
+		break;
+	case WIRE_SUSPECT:
+	case WIRE_DEAD:
+		wr_u32(w, m->incarnation);
+		wr_bytes(w, m->id, sizeof(m->id));
+		wr_bytes(w, m->from_id, sizeof(m->from_id));
+		break;
+	default:
+		w->err = true;
+		return;
+	}
+	wr_end16(w, mark);
+}
+
+static size_t addr_size(const struct shoal_addr *a)
+{
+	return 1 + (a->family == SHOAL_AF_INET6 ? 16 : 4) + 2;
+}
+
+size_t wire_msg_size(const struct wire_msg *m)
+{
+	size_t body = 0;
+	switch (m->type) {
+	case WIRE_PING: body = 4 + 32; break;
+	case WIRE_PING_REQ: body = 4 + 32 + addr_size(&m->addr) + 1; break;
+	case WIRE_ACK:
+	case WIRE_NACK: body = 4; break;
+	case WIRE_ALIVE:
+		body = 4 + 32 + addr_size(&m->addr) + 1 + strlen(m->name) + 1;
+		for (uint8_t i = 0; i < m->tags_count; i++)
+			body += 1 + strlen(m->tags[i]);
+		break;
+	case WIRE_SUSPECT:
+	case WIRE_DEAD: body = 4 + 32 + 32; break;
+	default: break;
+	}
+	return 3 + body;
+}
+
+void wire_put_state_header(struct wr *w, bool join, uint32_t count)
+{
+	wr_u8(w, WIRE_VERSION);
+	wr_u8(w, join ? 1 : 0);
+	wr_u32(w, count);
+}
+
+void wire_put_state_entry(struct wr *w, const struct wire_state_entry *e)
+{
+	wr_bytes(w, e->node.id, sizeof(e->node.id));
+	addr_put(w, &e->node.addr);
+	wr_str8(w, e->node.name, SHOAL_NAME_BYTES_MAX);
+	put_tags(w, e->node.tags_count, e->node.tags);
+	wr_u32(w, e->incarnation);
+	wr_u8(w, e->state);
+}
+
+int wire_decode_state(const uint8_t *p, size_t len, bool *join,
+		      struct wire_state_entry **entries, size_t *count)
+{
+	struct rd r = rd_init(p, len);
+	uint8_t version, j;
+	uint32_t n;
+	if (len > SHOAL_PUSHPULL_BYTES_MAX)
+		return SHOAL_ETOOBIG;
+	if (!rd_u8(&r, &version))
+		return SHOAL_ETRUNC;
+	if (version != WIRE_VERSION)
+		return SHOAL_EVERSION;
+	if (!rd_u8(&r, &j) || !rd_u32(&r, &n))
+		return SHOAL_ETRUNC;
+	if (j > 1 || n > SHOAL_MEMBERS_MAX)
+		return SHOAL_EPROTO;
+	/* Every entry is at least 32 + 7 + 2 + 1 + 4 + 1 bytes: reject counts
+	 * the input cannot hold before allocating for them. */
+	if ((size_t)n * 47 > rd_left(&r))
+		return SHOAL_ETRUNC;
+	struct wire_state_entry *es = calloc(n ? n : 1, sizeof(*es));
+	if (!es)
+		return SHOAL_ENOMEM;
+	int err = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct wire_state_entry *e = &es[i];
+		if (!rd_copy(&r, e->node.id, sizeof(e->node.id)) ||
+		    !addr_get(&r, &e->node.addr) ||
+		    !get_label(&r, e->node.name, SHOAL_NAME_BYTES_MAX) ||
+		    !get_tags(&r, &e->node.tags_count, e->node.tags) ||
+		    !rd_u32(&r, &e->incarnation) || !rd_u8(&r, &e->state)) {
+			err = SHOAL_EPROTO;
+			break;
+		}
+		if (e->state > 3) {
+			err = SHOAL_EPROTO;
+			break;
+		}
+	}
+	if (!err && !rd_empty(&r))
+		err = SHOAL_ETRAILING;
+	if (err) {
+		free(es);
+		return err;
+	}
+	*join = j;
+	*entries = es;
+	*count = n;
+	return 0;
+}

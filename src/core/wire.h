@@ -1,0 +1,97 @@
+/*
+ * wire.h — encoding of the membership core's messages.
+ *
+ * A UDP payload (sealed by the transport, so authenticated and fresh) is a
+ * compound of messages:
+ *
+ *   payload = version(u8 = 1) | count(u8) | count x msg
+ *   msg     = type(u8) | len(u16) | body (len bytes)
+ *
+ *   PING      seq(u32) | target_id(32)
+ *   PING_REQ  seq(u32) | target_id(32) | target_addr | want_nack(u8)
+ *   ACK       seq(u32)
+ *   NACK      seq(u32)
+ *   ALIVE     incarnation(u32) | id(32) | addr | name(str8) | tags_count(u8) | tags(str8 each)
+ *   SUSPECT   incarnation(u32) | id(32) | from_id(32)
+ *   DEAD      incarnation(u32) | id(32) | from_id(32)      (from == id: left)
+ *
+ * Unknown types are skipped by length (a newer peer may send more kinds).
+ * A push-pull state (over the stream transport) is:
+ *
+ *   state = version(u8 = 1) | join(u8) | count(u32) | count x entry
+ *   entry = id(32) | addr | name(str8) | tags_count(u8) | tags | incarnation(u32) | state(u8)
+ *
+ * Decoders check everything before the caller acts on any of it.
+ */
+#ifndef SHOAL_CORE_WIRE_H
+#define SHOAL_CORE_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shoal/addr.h"
+#include "shoal/bytes.h"
+#include "shoal/limits.h"
+
+#define WIRE_VERSION 1
+
+enum wire_type {
+	WIRE_PING = 1,
+	WIRE_PING_REQ = 2,
+	WIRE_ACK = 3,
+	WIRE_NACK = 4,
+	WIRE_ALIVE = 5,
+	WIRE_SUSPECT = 6,
+	WIRE_DEAD = 7,
+};
+
+struct wire_node {
+	uint8_t id[SHOAL_NODE_ID_BYTES];
+	struct shoal_addr addr;
+	char name[SHOAL_NAME_BYTES_MAX + 1];
+	uint8_t tags_count;
+	char tags[SHOAL_TAGS_COUNT_MAX][SHOAL_TAG_BYTES_MAX + 1];
+};
+
+struct wire_msg {
+	uint8_t type;        /* enum wire_type, or 0 for a skipped unknown type */
+	uint32_t seq;        /* PING, PING_REQ, ACK, NACK */
+	uint32_t incarnation;/* ALIVE, SUSPECT, DEAD */
+	bool want_nack;      /* PING_REQ */
+	uint8_t id[SHOAL_NODE_ID_BYTES];      /* target / subject */
+	uint8_t from_id[SHOAL_NODE_ID_BYTES]; /* SUSPECT, DEAD */
+	struct shoal_addr addr;               /* PING_REQ target, ALIVE */
+	char name[SHOAL_NAME_BYTES_MAX + 1];  /* ALIVE */
+	uint8_t tags_count;
+	char tags[SHOAL_TAGS_COUNT_MAX][SHOAL_TAG_BYTES_MAX + 1];
+};
+
+/* Decodes a whole payload into msgs (at most SHOAL_MSGS_PER_PACKET_MAX).
+ * Returns 0 and sets *count, or SHOAL_EVERSION / SHOAL_EPROTO /
+ * SHOAL_ETRUNC / SHOAL_ETRAILING / SHOAL_ETOOBIG. */
+int wire_decode_payload(const uint8_t *p, size_t len, struct wire_msg *msgs,
+			size_t *count);
+
+/* Appends one message to w (body encoded from m). */
+void wire_put_msg(struct wr *w, const struct wire_msg *m);
+/* Encoded size of one message, header included. */
+size_t wire_msg_size(const struct wire_msg *m);
+
+/* Tags / names valid per identity rules (1..max bytes of [A-Za-z0-9._-]). */
+bool wire_valid_label(const char *s, size_t max);
+
+/* Push-pull state entries. */
+struct wire_state_entry {
+	struct wire_node node;
+	uint32_t incarnation;
+	uint8_t state;
+};
+
+void wire_put_state_header(struct wr *w, bool join, uint32_t count);
+void wire_put_state_entry(struct wr *w, const struct wire_state_entry *e);
+/* Decodes a whole state; *entries is malloc'd (caller frees). */
+int wire_decode_state(const uint8_t *p, size_t len, bool *join,
+		      struct wire_state_entry **entries, size_t *count);
+
+#endif

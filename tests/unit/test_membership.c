@@ -1,0 +1,712 @@
+/*
+ * test_membership.c — the SWIM/Lifeguard core's transitions, incarnation
+ * rules, suspicion timeouts, codecs and rejection paths.
+ *
+ * A tiny in-test network delivers packets between cores instantly (or drops
+ * them for nodes marked down), with a manual clock.
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/membership.h"
+#include "core/wire.h"
+
+#define NMAX 32
+
+struct net {
+	struct member_dir *dir;
+	struct member_core *cores[NMAX];
+	struct member_identity ids[NMAX];
+	bool down[NMAX];
+	size_t n;
+	uint64_t now;
+	/* counts of events seen, per observer, per kind */
+	unsigned events[NMAX][8];
+	unsigned packets;
+};
+
+static struct member_config cfg_default(void)
+{
+	struct member_config c;
+	member_config_default(&c);
+	c.push_pull_interval_ms = 0; /* tests start push-pulls explicitly */
+	return c;
+}
+
+static void make_identity(struct member_identity *id, size_t i)
+{
+	memset(id, 0, sizeof(*id));
+	for (int b = 0; b < SHOAL_NODE_ID_BYTES; b++)
+		id->id[b] = (uint8_t)(i * 7 + b + 1);
+	snprintf(id->name, sizeof(id->name), "n%zu", i);
+	id->addr.family = SHOAL_AF_INET;
+	id->addr.ip[0] = 127;
+	id->addr.ip[3] = 1;
+	id->addr.port = (uint16_t)(10000 + i);
+	if (i == 0) {
+		id->tags_count = 1;
+		strcpy(id->tags[0], "canary");
+	}
+}
+
+static void net_init(struct net *net, size_t n, const struct member_config *cfg)
+{
+	memset(net, 0, sizeof(*net));
+	net->dir = member_dir_new();
+	net->n = n;
+	net->now = 1000;
+	for (size_t i = 0; i < n; i++) {
+		make_identity(&net->ids[i], i);
+		net->cores[i] = member_core_new(cfg, net->dir, &net->ids[i], 1, 100 + i, net->now);
+		assert_non_null(net->cores[i]);
+	}
+}
+
+static void net_free(struct net *net)
+{
+	for (size_t i = 0; i < net->n; i++)
+		member_core_free(net->cores[i]);
+	member_dir_free(net->dir);
+}
+
+static int node_by_addr(struct net *net, const struct shoal_addr *a)
+{
+	for (size_t i = 0; i < net->n; i++)
+		if (addr_equal(&net->ids[i].addr, a))
+			return (int)i;
+	return -1;
+}
+
+/* Delivers everything queued until quiet. */
+static void net_pump(struct net *net)
+{
+	for (int rounds = 0; rounds < 1000; rounds++) {
+		bool any = false;
+		for (size_t i = 0; i < net->n; i++) {
+			struct member_out o;
+			/* copy outputs first: delivering calls into other cores only */
+			while (member_core_poll(net->cores[i], &o)) {
+				any = true;
+				if (o.kind == MEMBER_OUT_EVENT) {
+					net->events[i][o.ev.kind]++;
+					continue;
+				}
+				int to = node_by_addr(net, &o.to);
+				if (to < 0 || net->down[to] || net->down[i])
+					continue;
+				if (o.kind == MEMBER_OUT_PACKET) {
+					uint8_t copy[SHOAL_UDP_PAYLOAD_BYTES_MAX];
+					memcpy(copy, o.data, o.len);
+					net->packets++;
+					assert_int_equal(member_core_recv_packet(
+						net->cores[to], net->ids[i].id,
+						&net->ids[i].addr, copy, o.len, net->now), 0);
+				} else if (o.kind == MEMBER_OUT_PUSHPULL) {
+					uint8_t *a, *b;
+					size_t al, bl;
+					assert_int_equal(member_core_encode_state(net->cores[i], o.join, &a, &al), 0);
+					assert_int_equal(member_core_encode_state(net->cores[to], false, &b, &bl), 0);
+					assert_int_equal(member_core_recv_state(net->cores[to], a, al, net->now), 0);
+					assert_int_equal(member_core_recv_state(net->cores[i], b, bl, net->now), 0);
+					free(a);
+					free(b);
+				}
+			}
+		}
+		if (!any)
+			return;
+	}
+	fail_msg("network did not quiesce");
+}
+
+/* Advances the clock to `until`, ticking every core at its deadlines. */
+static void net_run(struct net *net, uint64_t until)
+{
+	while (net->now < until) {
+		uint64_t next = until;
+		for (size_t i = 0; i < net->n; i++) {
+			if (net->down[i])
+				continue;
+			uint64_t d = member_core_next_deadline(net->cores[i]);
+			if (d < next)
+				next = d;
+		}
+		if (next > net->now)
+			net->now = next;
+		for (size_t i = 0; i < net->n; i++)
+			if (!net->down[i] && member_core_next_deadline(net->cores[i]) <= net->now)
+				member_core_tick(net->cores[i], net->now);
+		net_pump(net);
+	}
+}
+
+static enum member_state state_of(struct net *net, size_t observer, size_t subject)
+{
+	struct member_info info;
+	uint32_t gid = member_dir_find(net->dir, net->ids[subject].id);
+	if (gid == UINT32_MAX || member_core_lookup(net->cores[observer], gid, &info))
+		return (enum member_state)-1;
+	return info.state;
+}
+
+static uint32_t inc_of(struct net *net, size_t observer, size_t subject)
+{
+	struct member_info info;
+	uint32_t gid = member_dir_find(net->dir, net->ids[subject].id);
+	assert_int_equal(member_core_lookup(net->cores[observer], gid, &info), 0);
+	return info.incarnation;
+}
+
+/* Everyone joins through node 0. */
+static void net_join_all(struct net *net)
+{
+	for (size_t i = 1; i < net->n; i++) {
+		assert_int_equal(member_core_join(net->cores[i], &net->ids[0].addr, 1, net->now), 0);
+		net_pump(net);
+	}
+	net_run(net, net->now + 5000);
+	for (size_t i = 0; i < net->n; i++)
+		for (size_t j = 0; j < net->n; j++)
+			assert_int_equal(state_of(net, i, j), MEMBER_ALIVE);
+}
+
+/* --- codec ---------------------------------------------------------------- */
+
+static void codec_round_trip_every_type(void **state)
+{
+	(void)state;
+	struct wire_msg in[7], out[SHOAL_MSGS_PER_PACKET_MAX];
+	memset(in, 0, sizeof(in));
+	for (int t = 0; t < 7; t++) {
+		in[t].type = (uint8_t)(WIRE_PING + t);
+		in[t].seq = 1000u + (uint32_t)t;
+		in[t].incarnation = 7u + (uint32_t)t;
+		if (in[t].type != WIRE_ACK && in[t].type != WIRE_NACK)
+			memset(in[t].id, 0x10 + t, 32);
+		if (in[t].type == WIRE_SUSPECT || in[t].type == WIRE_DEAD)
+			memset(in[t].from_id, 0x40 + t, 32);
+		if (in[t].type == WIRE_PING_REQ || in[t].type == WIRE_ALIVE) {
+			assert_int_equal(addr_parse("[::1]:7946", &in[t].addr), 0);
+			in[t].want_nack = in[t].type == WIRE_PING_REQ;
+		}
+		if (in[t].type == WIRE_ALIVE) {
+			strcpy(in[t].name, "web-01.example");
+			in[t].tags_count = 2;
+			strcpy(in[t].tags[0], "canary");
+			strcpy(in[t].tags[1], "eu-west");
+		}
+		if (in[t].type == WIRE_PING || in[t].type == WIRE_PING_REQ ||
+		    in[t].type == WIRE_ACK || in[t].type == WIRE_NACK)
+			in[t].incarnation = 0;
+		if (in[t].type >= WIRE_ALIVE)
+			in[t].seq = 0;
+	}
+	uint8_t buf[SHOAL_UDP_PAYLOAD_BYTES_MAX];
+	struct wr w = wr_init(buf, sizeof(buf));
+	wr_u8(&w, WIRE_VERSION);
+	wr_u8(&w, 7);
+	for (int t = 0; t < 7; t++) {
+		size_t before = w.len;
+		wire_put_msg(&w, &in[t]);
+		assert_int_equal(w.len - before, wire_msg_size(&in[t]));
+	}
+	assert_true(wr_ok(&w));
+	size_t n = 0;
+	assert_int_equal(wire_decode_payload(buf, w.len, out, &n), 0);
+	assert_int_equal(n, 7);
+	for (int t = 0; t < 7; t++) {
+		assert_int_equal(out[t].type, in[t].type);
+		assert_int_equal(out[t].seq, in[t].seq);
+		assert_int_equal(out[t].incarnation, in[t].incarnation);
+		assert_memory_equal(out[t].id, in[t].id, 32);
+		assert_memory_equal(out[t].from_id, in[t].from_id, 32);
+		assert_true(addr_equal(&out[t].addr, &in[t].addr) || in[t].addr.family == 0);
+		assert_string_equal(out[t].name, in[t].name);
+		assert_int_equal(out[t].tags_count, in[t].tags_count);
+		assert_int_equal(out[t].want_nack, in[t].want_nack);
+	}
+}
+
+static void codec_rejects_bad_payloads(void **state)
+{
+	(void)state;
+	struct wire_msg out[SHOAL_MSGS_PER_PACKET_MAX];
+	size_t n;
+	uint8_t ok[] = {1, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9};
+	assert_int_equal(wire_decode_payload(ok, sizeof(ok), out, &n), 0);
+	assert_int_equal(out[0].seq, 9);
+	/* truncated at every length */
+	for (size_t l = 0; l < sizeof(ok); l++)
+		assert_int_not_equal(wire_decode_payload(ok, l, out, &n), 0);
+	uint8_t badver[] = {2, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9};
+	assert_int_equal(wire_decode_payload(badver, sizeof(badver), out, &n), SHOAL_EVERSION);
+	uint8_t zero[] = {1, 0};
+	assert_int_equal(wire_decode_payload(zero, sizeof(zero), out, &n), SHOAL_EPROTO);
+	uint8_t trailing[] = {1, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9, 0xff};
+	assert_int_equal(wire_decode_payload(trailing, sizeof(trailing), out, &n), SHOAL_ETRAILING);
+	uint8_t longbody[] = {1, 1, WIRE_ACK, 0, 5, 0, 0, 0, 9, 1};
+	assert_int_equal(wire_decode_payload(longbody, sizeof(longbody), out, &n), SHOAL_EPROTO);
+	uint8_t big[SHOAL_UDP_PAYLOAD_BYTES_MAX + 1] = {1};
+	assert_int_equal(wire_decode_payload(big, sizeof(big), out, &n), SHOAL_ETOOBIG);
+	uint8_t nack_flag[] = {1, 1, WIRE_PING_REQ, 0, 44, 0, 0, 0, 1,
+			       [9 ... 40] = 3, 4, 127, 0, 0, 1, 0x1f, 0x40, 2};
+	assert_int_equal(wire_decode_payload(nack_flag, sizeof(nack_flag), out, &n), SHOAL_EPROTO);
+	/* an unknown type is skipped by length, not fatal */
+	uint8_t unknown[] = {1, 2, 99, 0, 2, 0xaa, 0xbb, WIRE_ACK, 0, 4, 0, 0, 0, 5};
+	assert_int_equal(wire_decode_payload(unknown, sizeof(unknown), out, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].type, 0);
+	assert_int_equal(out[1].seq, 5);
+}
+
+static void codec_rejects_bad_names(void **state)
+{
+	(void)state;
+	struct wire_msg m, out[4];
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_ALIVE;
+	assert_int_equal(addr_parse("127.0.0.1:1", &m.addr), 0);
+	strcpy(m.name, "bad name"); /* space not allowed */
+	uint8_t buf[256];
+	struct wr w = wr_init(buf, sizeof(buf));
+	wr_u8(&w, WIRE_VERSION);
+	wr_u8(&w, 1);
+	wire_put_msg(&w, &m);
+	size_t n;
+	assert_int_equal(wire_decode_payload(buf, w.len, out, &n), SHOAL_EPROTO);
+}
+
+static void state_round_trip_and_rejects(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 4, &cfg);
+	net_join_all(&net);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(member_core_encode_state(net.cores[2], true, &buf, &len), 0);
+	bool join;
+	struct wire_state_entry *es;
+	size_t n;
+	assert_int_equal(wire_decode_state(buf, len, &join, &es, &n), 0);
+	assert_true(join);
+	assert_int_equal(n, 4);
+	free(es);
+	for (size_t l = 0; l < len; l += 7)
+		assert_int_not_equal(wire_decode_state(buf, l, &join, &es, &n), 0);
+	/* a count larger than the bytes can hold is refused before allocating */
+	uint8_t lie[] = {1, 0, 0, 0, 0x3f, 0xff};
+	assert_int_equal(wire_decode_state(lie, sizeof(lie), &join, &es, &n), SHOAL_ETRUNC);
+	/* a bad state byte changes nothing */
+	buf[len - 1] = 9;
+	size_t before = member_core_count(net.cores[1]);
+	assert_int_not_equal(member_core_recv_state(net.cores[1], buf, len, net.now), 0);
+	assert_int_equal(member_core_count(net.cores[1]), before);
+	free(buf);
+	net_free(&net);
+}
+
+/* --- transitions ------------------------------------------------------------ */
+
+static void join_converges_and_tags_travel(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 8, &cfg);
+	net_join_all(&net);
+	for (size_t i = 1; i < 8; i++) {
+		uint32_t gid = member_dir_find(net.dir, net.ids[0].id);
+		struct member_info info;
+		assert_int_equal(member_core_lookup(net.cores[i], gid, &info), 0);
+		assert_string_equal(info.ident->name, "n0");
+		assert_int_equal(info.ident->tags_count, 1);
+		assert_string_equal(info.ident->tags[0], "canary");
+		assert_int_equal(net.events[i][MEMBER_EV_JOIN], 7);
+	}
+	/* a healthy mesh stays healthy: no suspicion for a minute */
+	net_run(&net, net.now + 60000);
+	for (size_t i = 0; i < 8; i++) {
+		assert_int_equal(net.events[i][MEMBER_EV_SUSPECT], 0);
+		assert_int_equal(member_core_health(net.cores[i]), 0);
+	}
+	net_free(&net);
+}
+
+static void crash_is_suspected_then_dead_everywhere(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 10, &cfg);
+	net_join_all(&net);
+	net.down[3] = true;
+	uint64_t crash = net.now;
+	net_run(&net, crash + 3000);
+	/* someone probed it and failed; suspicion spread */
+	bool any_suspect = false;
+	for (size_t i = 0; i < 10; i++)
+		if (i != 3)
+			any_suspect |= state_of(&net, i, 3) == MEMBER_SUSPECT;
+	assert_true(any_suspect);
+	net_run(&net, crash + 40000);
+	for (size_t i = 0; i < 10; i++)
+		if (i != 3) {
+			assert_int_equal(state_of(&net, i, 3), MEMBER_DEAD);
+			assert_int_equal(net.events[i][MEMBER_EV_DEAD], 1);
+		}
+	/* no one else was harmed */
+	for (size_t i = 0; i < 10; i++)
+		for (size_t j = 0; j < 10; j++)
+			if (i != 3 && j != 3)
+				assert_int_equal(state_of(&net, i, j), MEMBER_ALIVE);
+	net_free(&net);
+}
+
+static void suspicion_timeout_follows_lifeguard(void **state)
+{
+	(void)state;
+	/* 20 members: min = 4 * log10(20) * 1 s, max = 6 * min, k = 2 */
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 20, &cfg);
+	net_join_all(&net);
+	double min = floor(4.0 * log10(20.0) * 1000.0);
+	double max = 6.0 * min;
+	/* node 1 receives a suspect about node 5 from node 2 only */
+	uint8_t buf[256];
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_SUSPECT;
+	m.incarnation = inc_of(&net, 1, 5);
+	memcpy(m.id, net.ids[5].id, 32);
+	memcpy(m.from_id, net.ids[2].id, 32);
+	struct wr w = wr_init(buf, sizeof(buf));
+	wr_u8(&w, WIRE_VERSION);
+	wr_u8(&w, 1);
+	wire_put_msg(&w, &m);
+	/* isolate node 1 so that only our messages reach it */
+	for (size_t i = 0; i < 20; i++)
+		net.down[i] = i != 1;
+	uint64_t t0 = net.now;
+	assert_int_equal(member_core_recv_packet(net.cores[1], net.ids[2].id, &net.ids[2].addr,
+						 buf, w.len, t0), 0);
+	net_pump(&net);
+	assert_int_equal(state_of(&net, 1, 5), MEMBER_SUSPECT);
+	/* no confirmation: dead only at max */
+	net_run(&net, t0 + (uint64_t)max - 1000);
+	assert_int_equal(state_of(&net, 1, 5), MEMBER_SUSPECT);
+
+	/* second scenario, fresh: two confirmations bring it down to min */
+	net_free(&net);
+	net_init(&net, 20, &cfg);
+	net_join_all(&net);
+	for (size_t i = 0; i < 20; i++)
+		net.down[i] = i != 1;
+	t0 = net.now;
+	for (int from = 2; from <= 4; from++) {
+		memcpy(m.from_id, net.ids[from].id, 32);
+		m.incarnation = inc_of(&net, 1, 5);
+		w = wr_init(buf, sizeof(buf));
+		wr_u8(&w, WIRE_VERSION);
+		wr_u8(&w, 1);
+		wire_put_msg(&w, &m);
+		assert_int_equal(member_core_recv_packet(net.cores[1], net.ids[from].id,
+							 &net.ids[from].addr, buf, w.len, t0), 0);
+	}
+	net_pump(&net);
+	net_run(&net, t0 + (uint64_t)min - 1);
+	assert_int_equal(state_of(&net, 1, 5), MEMBER_SUSPECT);
+	net_run(&net, t0 + (uint64_t)min + 1);
+	assert_int_equal(state_of(&net, 1, 5), MEMBER_DEAD);
+	net_free(&net);
+}
+
+static void deliver_one(struct net *net, size_t to, size_t from, const struct wire_msg *m)
+{
+	uint8_t buf[256];
+	struct wr w = wr_init(buf, sizeof(buf));
+	wr_u8(&w, WIRE_VERSION);
+	wr_u8(&w, 1);
+	wire_put_msg(&w, m);
+	assert_true(wr_ok(&w));
+	assert_int_equal(member_core_recv_packet(net->cores[to], net->ids[from].id,
+						 &net->ids[from].addr, buf, w.len, net->now), 0);
+}
+
+static void incarnation_rules_and_refutation(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 5, &cfg);
+	net_join_all(&net);
+	uint32_t inc4 = inc_of(&net, 1, 4);
+
+	/* a stale suspect (lower incarnation) is ignored */
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_SUSPECT;
+	m.incarnation = inc4 - 1;
+	memcpy(m.id, net.ids[4].id, 32);
+	memcpy(m.from_id, net.ids[2].id, 32);
+	deliver_one(&net, 1, 2, &m);
+	assert_int_equal(state_of(&net, 1, 4), MEMBER_ALIVE);
+
+	/* a suspect at the current incarnation is accepted and spreads to 4,
+	 * which refutes with a higher incarnation; everyone ends alive */
+	m.incarnation = inc4;
+	deliver_one(&net, 1, 2, &m);
+	assert_int_equal(state_of(&net, 1, 4), MEMBER_SUSPECT);
+	net_pump(&net);
+	net_run(&net, net.now + 3000);
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(state_of(&net, i, 4), MEMBER_ALIVE);
+		assert_true(inc_of(&net, i, 4) > inc4);
+	}
+	assert_true(member_core_stats(net.cores[4])->refutations >= 1);
+
+	/* an old alive does not override a newer state */
+	uint32_t now4 = inc_of(&net, 1, 4);
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_DEAD;
+	m.incarnation = now4;
+	memcpy(m.id, net.ids[4].id, 32);
+	memcpy(m.from_id, net.ids[2].id, 32);
+	net.down[4] = true; /* so it cannot refute yet */
+	deliver_one(&net, 1, 2, &m);
+	assert_int_equal(state_of(&net, 1, 4), MEMBER_DEAD);
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_ALIVE;
+	m.incarnation = now4; /* not newer */
+	memcpy(m.id, net.ids[4].id, 32);
+	m.addr = net.ids[4].addr;
+	strcpy(m.name, net.ids[4].name);
+	deliver_one(&net, 1, 2, &m);
+	assert_int_equal(state_of(&net, 1, 4), MEMBER_DEAD);
+	m.incarnation = now4 + 1; /* newer: back alive */
+	deliver_one(&net, 1, 2, &m);
+	assert_int_equal(state_of(&net, 1, 4), MEMBER_ALIVE);
+	net_free(&net);
+}
+
+static void dead_about_self_is_refuted_and_costs_health(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 3, &cfg);
+	net_join_all(&net);
+	uint32_t before = member_core_incarnation(net.cores[0]);
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_DEAD;
+	m.incarnation = before + 5;
+	memcpy(m.id, net.ids[0].id, 32);
+	memcpy(m.from_id, net.ids[1].id, 32);
+	deliver_one(&net, 0, 1, &m);
+	assert_int_equal(member_core_incarnation(net.cores[0]), before + 6);
+	assert_int_equal(member_core_health(net.cores[0]), 1);
+	assert_int_equal(state_of(&net, 0, 0), MEMBER_ALIVE);
+	net_free(&net);
+}
+
+static void graceful_leave_marks_left(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 6, &cfg);
+	net_join_all(&net);
+	assert_int_equal(member_core_leave(net.cores[2], net.now), 0);
+	assert_int_equal(member_core_leave(net.cores[2], net.now), SHOAL_ESTATE);
+	net_pump(&net);
+	net_run(&net, net.now + 2000);
+	net.down[2] = true;
+	net_run(&net, net.now + 60000);
+	for (size_t i = 0; i < 6; i++)
+		if (i != 2) {
+			assert_int_equal(state_of(&net, i, 2), MEMBER_LEFT);
+			assert_int_equal(net.events[i][MEMBER_EV_DEAD], 0);
+			assert_int_equal(net.events[i][MEMBER_EV_LEFT], 1);
+		}
+	net_free(&net);
+}
+
+static void restarted_node_rejoins_with_higher_incarnation(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 6, &cfg);
+	net_join_all(&net);
+	net.down[4] = true;
+	net_run(&net, net.now + 60000);
+	assert_int_equal(state_of(&net, 0, 4), MEMBER_DEAD);
+	/* restart from "its data dir": same identity, stored incarnation + 1 */
+	uint32_t inc = member_core_incarnation(net.cores[4]) + 1;
+	member_core_free(net.cores[4]);
+	net.cores[4] = member_core_new(&cfg, net.dir, &net.ids[4], inc, 999, net.now);
+	net.down[4] = false;
+	assert_int_equal(member_core_join(net.cores[4], &net.ids[1].addr, 1, net.now), 0);
+	net_pump(&net);
+	net_run(&net, net.now + 5000);
+	for (size_t i = 0; i < 6; i++) {
+		assert_int_equal(state_of(&net, i, 4), MEMBER_ALIVE);
+		assert_true(inc_of(&net, i, 4) >= inc);
+	}
+	net_free(&net);
+}
+
+static void stopped_node_learns_it_is_dead_and_refutes(void **state)
+{
+	(void)state;
+	/* SIGSTOP-like: the node keeps its state but misses a minute; when it
+	 * speaks again a peer tells it it is dead and it refutes. */
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 6, &cfg);
+	net_join_all(&net);
+	uint32_t inc = member_core_incarnation(net.cores[5]);
+	net.down[5] = true;
+	net_run(&net, net.now + 60000);
+	assert_int_equal(state_of(&net, 0, 5), MEMBER_DEAD);
+	net.down[5] = false;
+	net_run(&net, net.now + 10000);
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(state_of(&net, i, 5), MEMBER_ALIVE);
+	assert_true(member_core_incarnation(net.cores[5]) > inc);
+	net_free(&net);
+}
+
+static void malformed_packet_changes_nothing(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 3, &cfg);
+	net_join_all(&net);
+	/* a valid DEAD about node 2 followed by garbage: the whole packet is
+	 * refused, so node 2 stays alive */
+	uint8_t buf[256];
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_DEAD;
+	m.incarnation = 100;
+	memcpy(m.id, net.ids[2].id, 32);
+	memcpy(m.from_id, net.ids[1].id, 32);
+	struct wr w = wr_init(buf, sizeof(buf));
+	wr_u8(&w, WIRE_VERSION);
+	wr_u8(&w, 2);
+	wire_put_msg(&w, &m);
+	wr_u8(&w, WIRE_ACK);
+	wr_u16(&w, 3); /* ACK body must be 4 bytes */
+	wr_bytes(&w, "abc", 3);
+	assert_int_equal(member_core_recv_packet(net.cores[0], net.ids[1].id, &net.ids[1].addr,
+						 buf, w.len, net.now), SHOAL_EPROTO);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_ALIVE);
+	assert_int_equal(member_core_stats(net.cores[0])->packets_malformed, 1);
+	struct member_out o;
+	assert_false(member_core_poll(net.cores[0], &o));
+	net_free(&net);
+}
+
+static void ping_for_someone_else_is_ignored(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 3, &cfg);
+	net_join_all(&net);
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_PING;
+	m.seq = 77;
+	memcpy(m.id, net.ids[2].id, 32); /* addressed to node 2 */
+	uint64_t ignored = member_core_stats(net.cores[0])->msgs_ignored;
+	deliver_one(&net, 0, 1, &m);
+	struct member_out o;
+	bool acked = false;
+	while (member_core_poll(net.cores[0], &o))
+		acked |= o.kind == MEMBER_OUT_PACKET;
+	assert_false(acked);
+	assert_int_equal(member_core_stats(net.cores[0])->msgs_ignored, ignored + 1);
+	net_free(&net);
+}
+
+static void indirect_probe_saves_a_node_with_a_bad_link(void **state)
+{
+	(void)state;
+	/* Packets between 0 and 1 are lost, but both talk to everyone else:
+	 * indirect probes succeed, so nobody is declared dead. */
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 6, &cfg);
+	net_join_all(&net);
+	/* emulate the broken link by filtering in a custom pump */
+	uint64_t end = net.now + 60000;
+	while (net.now < end) {
+		uint64_t next = end;
+		for (size_t i = 0; i < net.n; i++) {
+			uint64_t d = member_core_next_deadline(net.cores[i]);
+			if (d < next)
+				next = d;
+		}
+		net.now = next;
+		for (size_t i = 0; i < net.n; i++)
+			if (member_core_next_deadline(net.cores[i]) <= net.now)
+				member_core_tick(net.cores[i], net.now);
+		for (int rounds = 0; rounds < 100; rounds++) {
+			bool any = false;
+			for (size_t i = 0; i < net.n; i++) {
+				struct member_out o;
+				while (member_core_poll(net.cores[i], &o)) {
+					any = true;
+					if (o.kind != MEMBER_OUT_PACKET)
+						continue;
+					int to = node_by_addr(&net, &o.to);
+					if ((i == 0 && to == 1) || (i == 1 && to == 0))
+						continue;
+					uint8_t copy[SHOAL_UDP_PAYLOAD_BYTES_MAX];
+					memcpy(copy, o.data, o.len);
+					assert_int_equal(member_core_recv_packet(net.cores[to], net.ids[i].id,
+						&net.ids[i].addr, copy, o.len, net.now), 0);
+				}
+			}
+			if (!any)
+				break;
+		}
+	}
+	for (size_t i = 0; i < 6; i++)
+		for (size_t j = 0; j < 6; j++)
+			assert_int_equal(state_of(&net, i, j), MEMBER_ALIVE);
+	assert_true(member_core_stats(net.cores[0])->indirect_probes_sent > 0);
+	net_free(&net);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(codec_round_trip_every_type),
+		cmocka_unit_test(codec_rejects_bad_payloads),
+		cmocka_unit_test(codec_rejects_bad_names),
+		cmocka_unit_test(state_round_trip_and_rejects),
+		cmocka_unit_test(join_converges_and_tags_travel),
+		cmocka_unit_test(crash_is_suspected_then_dead_everywhere),
+		cmocka_unit_test(suspicion_timeout_follows_lifeguard),
+		cmocka_unit_test(incarnation_rules_and_refutation),
+		cmocka_unit_test(dead_about_self_is_refuted_and_costs_health),
+		cmocka_unit_test(graceful_leave_marks_left),
+		cmocka_unit_test(restarted_node_rejoins_with_higher_incarnation),
+		cmocka_unit_test(stopped_node_learns_it_is_dead_and_refutes),
+		cmocka_unit_test(malformed_packet_changes_nothing),
+		cmocka_unit_test(ping_for_someone_else_is_ignored),
+		cmocka_unit_test(indirect_probe_saves_a_node_with_a_bad_link),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
