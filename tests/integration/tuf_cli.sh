@@ -10,6 +10,8 @@ set -u
 : "${SHOAL_SRC:?set SHOAL_SRC to the source tree}"
 command -v faketime >/dev/null || { echo "FAIL: faketime is not installed (apt-get install faketime)" >&2; exit 1; }
 export TZ=UTC
+# faketime preloads libfaketime; an ASan build must let it come first.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 work=$(mktemp -d)
 server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
@@ -43,7 +45,7 @@ srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(H, dir
 open(sys.argv[2], 'w').write(str(srv.server_address[1]))
 srv.serve_forever()
 PY
-python3 "$work/server.py" "$work/repos" "$work/port" &
+python3 "$work/server.py" "$work/repos" "$work/port" 2>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
 port=$(cat "$work/port" 2>/dev/null) || { echo "FAIL: server did not start" >&2; exit 1; }
