@@ -66,7 +66,9 @@ static int fail(struct tuf_client *c, int rc, const char *fmt, ...)
 	va_end(ap);
 	if (n >= 0 && (size_t)n < sizeof(c->err) - 24)
 		snprintf(c->err + n, sizeof(c->err) - (size_t)n, " (%s)", shoal_strerror(rc));
-	log_warn("tuf_failed", "step=\"%s\"", c->err);
+	char quoted[sizeof(c->err) * 2];
+	shoal_log_quote(c->err, quoted, sizeof(quoted));
+	log_warn("tuf_failed", "step=%s", quoted);
 	return rc;
 }
 
@@ -857,10 +859,14 @@ int tuf_client_download_target(struct tuf_client *c, const struct tuf_target *t,
 			first_hash = json_string_value(hv);
 			break;
 		}
+		/* The hash becomes part of a URL path: hex only. */
+		if (!first_hash || strlen(first_hash) == 0 ||
+		    strspn(first_hash, "0123456789abcdefABCDEF") != strlen(first_hash))
+			return fail(c, SHOAL_EPROTO, "target %s: first hash is not hex", t->name);
 		const char *slash = strrchr(t->name, '/');
 		size_t dlen = slash ? (size_t)(slash - t->name) + 1 : 0;
-		n = snprintf(rel, sizeof(rel), "%.*s%s.%s", (int)dlen, t->name,
-			     first_hash ? first_hash : "", t->name + dlen);
+		n = snprintf(rel, sizeof(rel), "%.*s%s.%s", (int)dlen, t->name, first_hash,
+			     t->name + dlen);
 	} else {
 		n = snprintf(rel, sizeof(rel), "%s", t->name);
 	}
@@ -882,6 +888,10 @@ int tuf_client_download_target(struct tuf_client *c, const struct tuf_target *t,
 		free(buf);
 		return fail(c, rc, "target %s: length or hashes differ from the signed targets metadata",
 			    t->name);
+	}
+	if (mkdir(target_dir, 0755) != 0 && errno != EEXIST) {
+		free(buf);
+		return fail(c, SHOAL_EIO, "target %s: mkdir(%s): %s", t->name, target_dir, strerror(errno));
 	}
 	rc = write_atomic(target_dir, local, buf, len);
 	free(buf);
