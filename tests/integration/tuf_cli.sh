@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tuf_cli.sh — `shoal tuf` (the TUF conformance command line) through the real
 # binary, over HTTP on 127.0.0.1, against repositories that tuf-js builds
-# fresh (tests/tufjs/gen.js): every attack scenario's steps run with the
+# fresh (tests/tufjs/gen.js; expected outcomes cross-checked with tuf-js's
+# Updater by crosscheck.js): every attack scenario's steps run with the
 # update time set by faketime, and must exit 0 or 1 with the failing TUF
 # check named. Also: option order, --opt=VALUE, unversioned metadata names,
 # and an endless response that must be cut at the size bound.
@@ -21,6 +22,9 @@ fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 
 "$SHOAL_SRC/tests/tufjs/setup.sh" || { echo "FAIL: tuf-js setup" >&2; exit 1; }
 node "$SHOAL_SRC/tests/tufjs/gen.js" "$work/repos" >/dev/null || { echo "FAIL: gen.js" >&2; exit 1; }
+# The expectations themselves are checked against tuf-js's Updater.
+node "$SHOAL_SRC/tests/tufjs/crosscheck.js" "$work/repos" >"$work/cross" 2>&1 ||
+	fail "tuf-js disagrees with the expected outcomes: $(cat "$work/cross")"
 
 # A static file server on 127.0.0.1; /endless/... streams without end and
 # without a Content-Length.
