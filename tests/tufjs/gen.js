@@ -407,6 +407,27 @@ scenario('rollback_targets', () => {
   s.end();
 });
 
+scenario('rollback_delegated', () => {
+  // the snapshot rolls a delegated role back, then drops it
+  const r = new Repo();
+  const kA = makeKey('ed25519');
+  r.delegations = [{ name: 'A', keys: [kA], paths: ['a/*'] }];
+  r.delegated.A = { version: 2, expires: EXP_FAR, keys: [kA], targets: { 'a/1.txt': F1 } };
+  const s = begin('rollback_delegated', r);
+  s.state('s1');
+  r.versions.timestamp = 2; r.versions.snapshot = 2; r.delegated.A.version = 1;
+  s.state('s2');
+  r.versions.timestamp = 3; r.versions.snapshot = 3; r.versions.targets = 2;
+  r.delegations = null;
+  delete r.delegated.A;
+  s.state('s3');
+  s.want('a/1.txt', F1);
+  s.step('s1', T_NOW, 'download', 'OK', 'a/1.txt');
+  s.step('s2', T_NOW, 'refresh', 'EREPLAY');
+  s.step('s3', T_NOW, 'refresh', 'EREPLAY');
+  s.end();
+});
+
 scenario('rollback_root', () => {
   // 2.root.json holds a root that says version 1 (validly signed)
   const r = new Repo();

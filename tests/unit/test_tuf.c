@@ -14,7 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "shoal/error.h"
+#include "shoal/hex.h"
+#include "shoal/limits.h"
 #include "trust/cjson.h"
 #include "trust/tuf.h"
 
@@ -297,6 +301,7 @@ SCEN(rollback_timestamp)
 SCEN(rollback_snapshot)
 SCEN(rollback_targets)
 SCEN(rollback_root)
+SCEN(rollback_delegated)
 SCEN(root_rotation)
 SCEN(root_rotation_unsigned_by_old)
 SCEN(root_rotation_unsigned_by_new)
@@ -326,7 +331,7 @@ static void all_scenarios_listed(void **state)
 		if (e->d_name[0] != '.' && e->d_name[0] != '_')
 			n++;
 	closedir(d);
-	assert_int_equal(n, 30);
+	assert_int_equal(n, 31);
 }
 
 /* A failed refresh writes nothing unverified: the bad timestamp is not
@@ -420,6 +425,85 @@ static void fetch_bound(void **state)
 	assert_int_equal(tuf_fetch_curl(NULL, file, 1000, &out, &len), SHOAL_ENOTFOUND);
 }
 
+/* A root signed (as old and as new) by one ed25519 key, as version v. */
+static void write_root(const char *dir, int v, const uint8_t *pk, const uint8_t *sk)
+{
+	char hex[65], keyid[65], path[4200];
+	hex_encode(pk, 32, hex);
+	memset(keyid, 'b', 64);
+	keyid[64] = '\0';
+	json_t *s = json_pack("{s:s,s:s,s:i,s:s,s:b,s:{s:{s:s,s:s,s:{s:s}}},s:{s:o,s:o,s:o,s:o}}",
+			      "_type", "root", "spec_version", "1.0.31", "version", v, "expires",
+			      "2100-01-01T00:00:00Z", "consistent_snapshot", 1, "keys", keyid,
+			      "keytype", "ed25519", "scheme", "ed25519", "keyval", "public", hex,
+			      "roles", "root", json_pack("{s:[s],s:i}", "keyids", keyid, "threshold", 1),
+			      "timestamp", json_pack("{s:[s],s:i}", "keyids", keyid, "threshold", 1),
+			      "snapshot", json_pack("{s:[s],s:i}", "keyids", keyid, "threshold", 1),
+			      "targets", json_pack("{s:[s],s:i}", "keyids", keyid, "threshold", 1));
+	assert_non_null(s);
+	uint8_t *msg = NULL, sig[crypto_sign_BYTES];
+	size_t mlen = 0;
+	assert_int_equal(cjson_encode(s, 1 << 20, &msg, &mlen), 0);
+	crypto_sign_detached(sig, NULL, msg, mlen, sk);
+	free(msg);
+	char sighex[2 * crypto_sign_BYTES + 1];
+	hex_encode(sig, sizeof(sig), sighex);
+	json_t *doc = json_pack("{s:o,s:[{s:s,s:s}]}", "signed", s, "signatures", "keyid", keyid,
+				"sig", sighex);
+	snprintf(path, sizeof(path), "%s/%d.root.json", dir, v);
+	assert_int_equal(json_dump_file(doc, path, JSON_INDENT(1)), 0);
+	json_decref(doc);
+}
+
+static int64_t root_version_on_disk(const char *meta)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/root.json", meta);
+	size_t len = 0;
+	uint8_t *buf = slurp(path, &len);
+	assert_non_null(buf);
+	struct tuf_md md;
+	assert_int_equal(tuf_md_parse(buf, len, TUF_TYPE_ROOT, &md), 0);
+	free(buf);
+	int64_t v = md.version;
+	tuf_md_clear(&md);
+	return v;
+}
+
+/* One refresh follows at most SHOAL_TUF_ROOT_ROTATIONS_MAX new roots; the
+ * next refresh goes on from there. */
+static void root_chain_bounded(void **state)
+{
+	(void)state;
+	enum { N = SHOAL_TUF_ROOT_ROTATIONS_MAX + 4 };
+	uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+	crypto_sign_keypair(pk, sk);
+	char *tmp = tu_tmpdir();
+	char repo[4200], meta[4200], url[4300], err[256], first[4300];
+	snprintf(repo, sizeof(repo), "%s/repo", tmp);
+	snprintf(meta, sizeof(meta), "%s/md", tmp);
+	assert_int_equal(mkdir(repo, 0755), 0);
+	for (int v = 1; v <= N; v++)
+		write_root(repo, v, pk, sk);
+	snprintf(first, sizeof(first), "%s/1.root.json", repo);
+	size_t rlen = 0;
+	uint8_t *root = slurp(first, &rlen);
+	assert_int_equal(tuf_init_root(meta, root, rlen, err, sizeof(err)), 0);
+	free(root);
+	snprintf(url, sizeof(url), "file://%s", repo);
+	struct tuf_client *c = NULL;
+	assert_int_equal(tuf_client_new(meta, url, &curl_fetcher, &c), 0);
+	/* no timestamp.json in this repository: the refresh ends there */
+	assert_int_equal(tuf_client_refresh(c, iso_time("2027-01-01T00:00:00Z")), SHOAL_ENOTFOUND);
+	assert_non_null(strstr(tuf_client_error(c), "timestamp"));
+	assert_int_equal(root_version_on_disk(meta), 1 + SHOAL_TUF_ROOT_ROTATIONS_MAX);
+	assert_int_equal(tuf_client_refresh(c, iso_time("2027-01-01T00:00:00Z")), SHOAL_ENOTFOUND);
+	assert_int_equal(root_version_on_disk(meta), N);
+	tuf_client_free(c);
+	tu_rmtree(tmp);
+	free(tmp);
+}
+
 int main(void)
 {
 	const char *src = getenv("SHOAL_SRC");
@@ -433,6 +517,7 @@ int main(void)
 		cmocka_unit_test(failure_writes_nothing),
 		cmocka_unit_test(init_rejects_unsigned_root),
 		cmocka_unit_test(fetch_bound),
+		cmocka_unit_test(root_chain_bounded),
 		cmocka_unit_test(scen_basic_ed25519),
 		cmocka_unit_test(scen_basic_ecdsa),
 		cmocka_unit_test(scen_basic_rsa),
@@ -447,6 +532,7 @@ int main(void)
 		cmocka_unit_test(scen_rollback_snapshot),
 		cmocka_unit_test(scen_rollback_targets),
 		cmocka_unit_test(scen_rollback_root),
+		cmocka_unit_test(scen_rollback_delegated),
 		cmocka_unit_test(scen_root_rotation),
 		cmocka_unit_test(scen_root_rotation_unsigned_by_old),
 		cmocka_unit_test(scen_root_rotation_unsigned_by_new),
