@@ -19,10 +19,14 @@ extern const struct cli_command cmd_status;
 extern const struct cli_command cmd_members;
 extern const struct cli_command cmd_fleet;
 extern const struct cli_command cmd_init;
+extern const struct cli_command cmd_agent;
+extern const struct cli_command cmd_leave;
 
 const struct cli_command *const cli_commands[] = {
 	&cmd_init,
 	&cmd_fleet,
+	&cmd_agent,
+	&cmd_leave,
 	&cmd_status,
 	&cmd_members,
 	&cmd_tuf,
