@@ -428,7 +428,7 @@ static void fetch_bound(void **state)
 /* A root signed (as old and as new) by one ed25519 key, as version v. */
 static void write_root(const char *dir, int v, const uint8_t *pk, const uint8_t *sk)
 {
-	char hex[65], keyid[65], path[4200];
+	char hex[65], keyid[65], path[4400];
 	hex_encode(pk, 32, hex);
 	memset(keyid, 'b', 64);
 	keyid[64] = '\0';
