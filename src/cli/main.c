@@ -21,6 +21,7 @@ extern const struct cli_command cmd_fleet;
 extern const struct cli_command cmd_init;
 extern const struct cli_command cmd_agent;
 extern const struct cli_command cmd_leave;
+extern const struct cli_command cmd_demo;
 
 const struct cli_command *const cli_commands[] = {
 	&cmd_init,
@@ -31,6 +32,7 @@ const struct cli_command *const cli_commands[] = {
 	&cmd_members,
 	&cmd_tuf,
 	&cmd_version,
+	&cmd_demo,
 	NULL,
 };
 
