@@ -386,21 +386,23 @@ static int update_root(struct tuf_client *c)
 		}
 		tuf_md_clear(&c->root);
 		c->root = nr;
+		/* 5.3.11: timestamp or snapshot keys rotated -> forget those two
+		 * files (fast-forward recovery). Done per accepted root, so a
+		 * later failure in the chain cannot keep them. */
+		json_t *ts_now = role_keys(&c->root, "timestamp");
+		json_t *sn_now = role_keys(&c->root, "snapshot");
+		if (role_rotated(ts_keys, ts_now) || role_rotated(sn_keys, sn_now)) {
+			remove_file(c->dir, "timestamp.json");
+			remove_file(c->dir, "snapshot.json");
+		}
+		json_decref(ts_now);
+		json_decref(sn_now);
 	}
 	/* 5.3.10: freeze */
 	if (c->root.expires_s <= c->now_s) {
 		rc = fail(c, SHOAL_EEXPIRED, "root %" PRId64 ": expired", c->root.version);
 		goto out;
 	}
-	/* 5.3.11: keys rotated -> forget timestamp and snapshot (fast-forward recovery) */
-	json_t *ts_now = role_keys(&c->root, "timestamp");
-	json_t *sn_now = role_keys(&c->root, "snapshot");
-	if (role_rotated(ts_keys, ts_now) || role_rotated(sn_keys, sn_now)) {
-		remove_file(c->dir, "timestamp.json");
-		remove_file(c->dir, "snapshot.json");
-	}
-	json_decref(ts_now);
-	json_decref(sn_now);
 out:
 	json_decref(ts_keys);
 	json_decref(sn_keys);
