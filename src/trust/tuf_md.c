@@ -363,8 +363,17 @@ static int key_load(const json_t *key, struct pubkey *out)
 	if (!type || !scheme || !pub)
 		return SHOAL_EPROTO;
 	if (strcmp(type, "ed25519") == 0 && strcmp(scheme, "ed25519") == 0) {
-		if (hex_decode(pub, out->ed, sizeof(out->ed)) != 0)
+		if (strncmp(pub, "-----BEGIN", 10) == 0) { /* PEM, as tuf-js also accepts */
+			EVP_PKEY *p = load_pem(pub);
+			size_t n = sizeof(out->ed);
+			int ok = p && EVP_PKEY_get_base_id(p) == EVP_PKEY_ED25519 &&
+				 EVP_PKEY_get_raw_public_key(p, out->ed, &n) == 1 && n == sizeof(out->ed);
+			EVP_PKEY_free(p);
+			if (!ok)
+				return SHOAL_EPROTO;
+		} else if (hex_decode(pub, out->ed, sizeof(out->ed)) != 0) {
 			return SHOAL_EPROTO;
+		}
 		out->kind = KEY_ED25519;
 		crypto_hash_sha256(out->fingerprint, out->ed, sizeof(out->ed));
 		return 0;

@@ -42,13 +42,16 @@ function makeKey(type, opts = {}) {
     pair = crypto.generateKeyPairSync('ed25519');
     const der = pair.publicKey.export({ format: 'der', type: 'spki' });
     keytype = scheme = 'ed25519';
-    pub = der.subarray(der.length - 32).toString('hex');
+    pub = opts.pem ? pair.publicKey.export({ format: 'pem', type: 'spki' })
+                   : der.subarray(der.length - 32).toString('hex');
     sign = (data) => crypto.sign(null, data, pair.privateKey);
   } else if (type === 'ecdsa') {
     pair = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
     keytype = 'ecdsa';
     scheme = 'ecdsa-sha2-nistp256';
-    pub = pair.publicKey.export({ format: 'pem', type: 'spki' });
+    // PEM as securesystemslib writes it, or the raw point in hex (tuf-js reads both)
+    pub = opts.hex ? pair.publicKey.export({ format: 'jwk' }) && ecPointHex(pair.publicKey)
+                   : pair.publicKey.export({ format: 'pem', type: 'spki' });
     sign = (data) => crypto.sign('sha256', data, pair.privateKey); // DER, as tuf-js verifies
   } else if (type === 'rsa') {
     pair = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -68,6 +71,11 @@ function makeKey(type, opts = {}) {
   const keyid = crypto.createHash('sha256').update(canonicalize(keyJSON)).digest('hex');
   const model = new M.Key({ keyID: keyid, keyType: keytype, scheme, keyVal: { public: pub } });
   return { keyid, model, sign, json: keyJSON };
+}
+
+function ecPointHex(pub) {
+  const der = pub.export({ format: 'der', type: 'spki' });
+  return der.subarray(der.length - 65).toString('hex'); // 04 || X || Y
 }
 
 function signer(key, claimedId) {
@@ -269,6 +277,40 @@ for (const [name, types, consistent] of [
     s.end();
   });
 }
+
+scenario('key_encodings', () => {
+  // ed25519 as PEM, ecdsa as a hex point: both forms tuf-js accepts
+  const r = new Repo();
+  r.keys.timestamp = [makeKey('ed25519', { pem: true })];
+  r.keys.snapshot = [makeKey('ecdsa', { hex: true })];
+  r.signRoot();
+  r.targetFiles = { 'file1.txt': F1 };
+  const s = begin('key_encodings', r);
+  s.state('s1');
+  s.want('file1.txt', F1);
+  s.step('s1', T_NOW, 'download', 'OK', 'file1.txt');
+  s.end();
+});
+
+scenario('fast_forward_added_key', () => {
+  // root 2 adds a timestamp key and keeps the old one: the keys changed, so
+  // the fast-forwarded timestamp (v1000) must be forgotten (spec 5.3.11)
+  const r = new Repo();
+  r.targetFiles = { 'file1.txt': F1 };
+  const s = begin('fast_forward_added_key', r);
+  r.versions.timestamp = 1000;
+  s.state('s1');
+  const oldTs = r.keys.timestamp[0];
+  r.keys.timestamp = [makeKey('ed25519'), oldTs];
+  r.versions.root = 2;
+  r.signRoot();
+  r.versions.timestamp = 1;
+  r.signWith = { timestamp: [r.keys.timestamp[0]] };
+  s.state('s2');
+  s.step('s1', T_NOW, 'refresh', 'OK');
+  s.step('s2', T_NOW, 'refresh', 'OK');
+  s.end();
+});
 
 scenario('mixed_keys', () => {
   // root 2-of-3 over three key types; targets RSA with node's maximum salt

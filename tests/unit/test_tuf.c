@@ -291,6 +291,8 @@ SCEN(basic_ed25519)
 SCEN(basic_ecdsa)
 SCEN(basic_rsa)
 SCEN(mixed_keys)
+SCEN(key_encodings)
+SCEN(fast_forward_added_key)
 SCEN(bad_signature)
 SCEN(wrong_key_targets)
 SCEN(below_threshold)
@@ -331,7 +333,7 @@ static void all_scenarios_listed(void **state)
 		if (e->d_name[0] != '.' && e->d_name[0] != '_')
 			n++;
 	closedir(d);
-	assert_int_equal(n, 31);
+	assert_int_equal(n, 33);
 }
 
 /* A failed refresh writes nothing unverified: the bad timestamp is not
@@ -522,6 +524,8 @@ int main(void)
 		cmocka_unit_test(scen_basic_ecdsa),
 		cmocka_unit_test(scen_basic_rsa),
 		cmocka_unit_test(scen_mixed_keys),
+		cmocka_unit_test(scen_key_encodings),
+		cmocka_unit_test(scen_fast_forward_added_key),
 		cmocka_unit_test(scen_bad_signature),
 		cmocka_unit_test(scen_wrong_key_targets),
 		cmocka_unit_test(scen_below_threshold),
