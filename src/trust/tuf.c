@@ -82,6 +82,8 @@ const char *tuf_client_error(const struct tuf_client *c)
 static int encode_name(const char *in, bool keep_slash, char *out, size_t out_size)
 {
 	static const char hexd[] = "0123456789ABCDEF";
+	assert(in && out);
+	assert(out_size > 0);
 	size_t o = 0;
 	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
 		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
@@ -108,6 +110,7 @@ static int encode_name(const char *in, bool keep_slash, char *out, size_t out_si
  * SHOAL_ENOTFOUND, SHOAL_ETOOBIG, SHOAL_EIO or SHOAL_ENOMEM. */
 static int read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 {
+	assert(path && out && len);
 	*out = NULL;
 	*len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -153,6 +156,8 @@ out:
 static int write_atomic(const char *dir, const char *name, const uint8_t *buf, size_t len)
 {
 	char path[SHOAL_PATH_BYTES_MAX], tmp[SHOAL_PATH_BYTES_MAX];
+	assert(dir && name && strchr(name, '/') == NULL);
+	assert(buf || len == 0);
 	int n1 = snprintf(path, sizeof(path), "%s/%s", dir, name);
 	int n2 = snprintf(tmp, sizeof(tmp), "%s/.%s.tmpXXXXXX", dir, name);
 	if (n1 < 0 || (size_t)n1 >= sizeof(path) || n2 < 0 || (size_t)n2 >= sizeof(tmp))
@@ -513,6 +518,8 @@ static int fetch_listed(struct tuf_client *c, const char *step, const char *file
 			const struct tuf_md *delegator, const char *role, struct tuf_md *md,
 			bool *from_local)
 {
+	assert(json_is_object(fi)); /* checked by the referrer's tuf_md_parse */
+	assert(delegator && delegator->signed_obj);
 	int64_t version = json_int(fi, "version", 0);
 	bool have_len = json_object_get(fi, "length") != NULL;
 	int64_t length = json_int(fi, "length", -1);
@@ -620,6 +627,8 @@ static int update_targets_role(struct tuf_client *c, const char *role,
 {
 	char enc[SHOAL_TUF_ROLE_NAME_BYTES_MAX * 3 + 1], file[sizeof(enc) + 8], step[sizeof(enc) + 16];
 	char listed[SHOAL_TUF_ROLE_NAME_BYTES_MAX + 8];
+	assert(c->snapshot.signed_obj); /* snapshot is trusted before any targets role */
+	assert(delegator && delegator->signed_obj);
 	if (encode_name(role, false, enc, sizeof(enc)) != 0 || strlen(role) > SHOAL_TUF_ROLE_NAME_BYTES_MAX)
 		return fail(c, SHOAL_ETOOBIG, "targets role name too long");
 	snprintf(file, sizeof(file), "%s.json", enc);     /* local file and URL */
@@ -719,6 +728,8 @@ static bool delegation_covers(const json_t *r, const char *target)
 {
 	const json_t *paths = json_object_get(r, "paths");
 	const json_t *prefixes = json_object_get(r, "path_hash_prefixes");
+	assert(target);
+	assert(!(paths && prefixes)); /* rejected by tuf_md_parse */
 	for (size_t i = 0; i < json_array_size(paths); i++)
 		if (tuf_path_match(json_string_value(json_array_get(paths, i)), target))
 			return true;

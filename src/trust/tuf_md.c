@@ -356,6 +356,7 @@ static EVP_PKEY *load_p256_hex(const char *hex)
 
 static int key_load(const json_t *key, struct pubkey *out)
 {
+	assert(key && out);
 	memset(out, 0, sizeof(*out));
 	const char *type = get_str(key, "keytype");
 	const char *scheme = get_str(key, "scheme");
@@ -529,6 +530,7 @@ int tuf_md_verify(const struct tuf_md *delegator, const char *role_name, const s
 int tuf_check_hashes(const uint8_t *buf, size_t len, const json_t *hashes, bool have_length,
 		     int64_t length)
 {
+	assert(buf || len == 0);
 	if (have_length && (length < 0 || (uint64_t)length != (uint64_t)len))
 		return SHOAL_EBADMAC;
 	if (!hashes)
