@@ -82,5 +82,6 @@
 /* --- simulator ---------------------------------------------------------- */
 #define SHOAL_SIM_NODES_MAX         20000
 #define SHOAL_SIM_EVENTS_MAX     (64u * 1024 * 1024) /* queued sim events */
+#define SHOAL_SIM_SECONDS_MAX       86400   /* virtual length of one sim run */
 
 #endif

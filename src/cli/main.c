@@ -22,6 +22,7 @@ extern const struct cli_command cmd_init;
 extern const struct cli_command cmd_agent;
 extern const struct cli_command cmd_leave;
 extern const struct cli_command cmd_demo;
+extern const struct cli_command cmd_sim;
 
 const struct cli_command *const cli_commands[] = {
 	&cmd_init,
@@ -33,6 +34,7 @@ const struct cli_command *const cli_commands[] = {
 	&cmd_tuf,
 	&cmd_version,
 	&cmd_demo,
+	&cmd_sim,
 	NULL,
 };
 

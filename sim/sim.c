@@ -1,0 +1,1012 @@
+/*
+ * sim.c — the deterministic simulator: virtual clock, event heap, network
+ * model, crashes, restarts and partitions around N membership cores.
+ *
+ * Event queue: one flat array used as a binary min-heap keyed by a single
+ * u64, (time_ms << SEQ_BITS) | seq, so equal times pop in insertion order and
+ * a comparison is one integer compare. Packet payloads live in a slab of
+ * fixed-size slots with a free list: no malloc per event once warm.
+ *
+ * Bookkeeping, all driven by the cores' own events:
+ *  - seen[o] is a bitset over nodes: o's view of g is ALIVE. alive_seen[o]
+ *    counts the set bits whose node is up. `deficit` sums, over live
+ *    observers, how many live nodes each does not see alive; the cluster has
+ *    converged exactly when it is 0. Crash and restart adjust it in O(N).
+ *  - every crash opens a record; an observer's first DEAD event for that node
+ *    adds a detection sample (crash -> dead, ms) to a 1-ms histogram.
+ *  - a DEAD event about a node that is up, at or above the incarnation its
+ *    current life began with, is a false death.
+ */
+#include "sim/sim.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shoal/error.h"
+#include "shoal/limits.h"
+
+#define SEQ_BITS 36
+#define SEQ_MAX ((UINT64_C(1) << SEQ_BITS) - 1)
+#define TIME_MAX_MS ((UINT64_C(1) << (64 - SEQ_BITS)) - 1)
+#define NO_TICK UINT64_MAX
+#define NO_CRASH UINT32_MAX
+
+/* A sim time bound must fit the heap key. */
+_Static_assert((uint64_t)SHOAL_SIM_SECONDS_MAX * 1000 * 2 < TIME_MAX_MS,
+	       "SHOAL_SIM_SECONDS_MAX does not fit the event key");
+
+enum ev_kind {
+	EV_TICK = 1,
+	EV_PACKET,
+	EV_PUSHPULL,
+};
+
+/* 24 bytes; the heap moves these around, so keep them small. */
+struct sim_ev {
+	uint64_t key;   /* (time << SEQ_BITS) | seq */
+	uint32_t node;  /* tick: node; packet: receiver; push-pull: initiator */
+	uint32_t a;     /* tick: node epoch; packet: sender; push-pull: peer */
+	uint32_t b;     /* push-pull: initiator epoch; packet: payload slot */
+	uint16_t c;     /* packet: length; push-pull: join flag */
+	uint8_t kind;
+};
+
+struct sim_node {
+	struct member_core *core;   /* NULL while down */
+	uint64_t tick_at;           /* the one pending tick, NO_TICK if none */
+	uint64_t up_since_ms;
+	uint32_t epoch;             /* bumped on crash/restart: stale events drop */
+	uint32_t gid;
+	uint32_t life_inc;          /* incarnation this life started with */
+	uint32_t last_inc;          /* incarnation when it last crashed */
+	uint32_t open_crash;        /* index into crashes, NO_CRASH if none */
+	uint32_t alive_seen;        /* live nodes this node sees alive */
+	uint8_t up;
+	uint8_t started;            /* has ever run */
+	uint8_t side;
+	uint8_t id[SHOAL_NODE_ID_BYTES];
+};
+
+struct crash_rec {
+	uint32_t node;
+	uint64_t at_ms;
+	uint64_t *detected;         /* bitset over observers */
+	bool judged;
+};
+
+struct sim {
+	struct sim_config cfg;
+	struct rng rng;
+	uint64_t now;
+	uint64_t seq;
+	uint64_t trace_hash;
+
+	struct member_dir *dir;
+	struct sim_node *nodes;
+	uint32_t n;
+	uint32_t live;
+	uint32_t *gid_node;         /* gid -> node index */
+	size_t gid_cap;
+
+	struct sim_ev *heap;
+	size_t heap_len, heap_cap;
+	bool heap_full;
+
+	uint8_t *slots;             /* payload slab */
+	uint32_t slot_bytes;
+	uint32_t slots_cap;
+	uint32_t *slot_free;
+	uint32_t slot_free_len;
+
+	uint64_t *seen;             /* n rows of words_per_row */
+	size_t words_per_row;
+	int64_t deficit;
+	bool conv_armed;            /* waiting for the first convergence */
+	bool conv_reached;
+	uint64_t conv_at;
+
+	bool partitioned;
+	bool had_partition;
+	uint64_t heal_at;
+
+	struct crash_rec *crashes;
+	size_t crashes_len, crashes_cap;
+	uint32_t *hist;             /* detection times, 1 ms buckets */
+	size_t hist_len;
+	uint64_t hist_count;
+
+	struct sim_metrics m;       /* running counters */
+};
+
+/* --- small helpers -------------------------------------------------------- */
+
+static void hash_bytes(uint64_t *h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint64_t x = *h;
+	for (size_t i = 0; i < n; i++) {
+		x ^= b[i];
+		x *= 0x100000001b3ull;
+	}
+	*h = x;
+}
+
+static bool bit_get(const uint64_t *w, size_t i) { return (w[i >> 6] >> (i & 63)) & 1; }
+static void bit_set(uint64_t *w, size_t i) { w[i >> 6] |= UINT64_C(1) << (i & 63); }
+static void bit_clear(uint64_t *w, size_t i) { w[i >> 6] &= ~(UINT64_C(1) << (i & 63)); }
+
+static uint64_t *seen_row(struct sim *s, uint32_t o)
+{
+	assert(o < s->n);
+	return s->seen + (size_t)o * s->words_per_row;
+}
+
+void sim_node_addr(uint32_t idx, struct shoal_addr *out)
+{
+	assert(idx < SHOAL_SIM_NODES_MAX);
+	uint32_t v = idx + 1;
+	memset(out, 0, sizeof(*out));
+	out->family = SHOAL_AF_INET;
+	out->ip[0] = 10;
+	out->ip[1] = (uint8_t)(v >> 16);
+	out->ip[2] = (uint8_t)(v >> 8);
+	out->ip[3] = (uint8_t)v;
+	out->port = SIM_PORT;
+}
+
+/* Returns the node owning addr, or UINT32_MAX when it is not a sim address. */
+static uint32_t addr_node(const struct sim *s, const struct shoal_addr *a)
+{
+	if (a->family != SHOAL_AF_INET || a->ip[0] != 10 || a->port != SIM_PORT)
+		return UINT32_MAX;
+	uint32_t v = ((uint32_t)a->ip[1] << 16) | ((uint32_t)a->ip[2] << 8) | a->ip[3];
+	if (v == 0 || v > s->n)
+		return UINT32_MAX;
+	return v - 1;
+}
+
+static uint32_t gid_to_node(const struct sim *s, uint32_t gid)
+{
+	if (gid >= s->gid_cap)
+		return UINT32_MAX;
+	return s->gid_node[gid];
+}
+
+static int gid_map(struct sim *s, uint32_t gid, uint32_t idx)
+{
+	assert(idx < s->n);
+	if (gid >= s->gid_cap) {
+		size_t cap = s->gid_cap ? s->gid_cap : 64;
+		while (cap <= gid)
+			cap *= 2;
+		uint32_t *p = realloc(s->gid_node, cap * sizeof(*p));
+		if (!p)
+			return SHOAL_ENOMEM;
+		for (size_t i = s->gid_cap; i < cap; i++)
+			p[i] = UINT32_MAX;
+		s->gid_node = p;
+		s->gid_cap = cap;
+	}
+	s->gid_node[gid] = idx;
+	return 0;
+}
+
+/* --- event heap ----------------------------------------------------------- */
+
+static void heap_push(struct sim *s, uint64_t at, uint8_t kind, uint32_t node,
+		      uint32_t a, uint32_t b, uint16_t c)
+{
+	assert(at >= s->now);
+	assert(at <= TIME_MAX_MS);
+	if (s->heap_len == s->heap_cap) {
+		size_t cap = s->heap_cap ? s->heap_cap * 2 : 4096;
+		if (cap > SHOAL_SIM_EVENTS_MAX)
+			cap = SHOAL_SIM_EVENTS_MAX;
+		struct sim_ev *h = cap > s->heap_len ? realloc(s->heap, cap * sizeof(*h)) : NULL;
+		if (!h) {
+			/* Over the bound or out of memory: the run stops with EFULL. */
+			s->heap_full = true;
+			return;
+		}
+		s->heap = h;
+		s->heap_cap = cap;
+	}
+	if (s->seq > SEQ_MAX) {
+		s->heap_full = true;
+		return;
+	}
+	struct sim_ev ev = {.key = (at << SEQ_BITS) | s->seq++, .node = node,
+			    .a = a, .b = b, .c = c, .kind = kind};
+	size_t i = s->heap_len++;
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (s->heap[parent].key <= ev.key)
+			break;
+		s->heap[i] = s->heap[parent];
+		i = parent;
+	}
+	s->heap[i] = ev;
+}
+
+static struct sim_ev heap_pop(struct sim *s)
+{
+	assert(s->heap_len > 0);
+	struct sim_ev top = s->heap[0];
+	struct sim_ev last = s->heap[--s->heap_len];
+	size_t n = s->heap_len, i = 0;
+	for (;;) {
+		size_t l = 2 * i + 1;
+		if (l >= n)
+			break;
+		size_t m = (l + 1 < n && s->heap[l + 1].key < s->heap[l].key) ? l + 1 : l;
+		if (last.key <= s->heap[m].key)
+			break;
+		s->heap[i] = s->heap[m];
+		i = m;
+	}
+	if (n > 0)
+		s->heap[i] = last;
+	return top;
+}
+
+/* --- payload slab --------------------------------------------------------- */
+
+static int slot_alloc(struct sim *s, uint32_t *out)
+{
+	if (s->slot_free_len == 0) {
+		uint32_t cap = s->slots_cap ? s->slots_cap * 2 : 1024;
+		uint8_t *p = realloc(s->slots, (size_t)cap * s->slot_bytes);
+		if (!p)
+			return SHOAL_ENOMEM;
+		s->slots = p;
+		uint32_t *f = realloc(s->slot_free, (size_t)cap * sizeof(*f));
+		if (!f)
+			return SHOAL_ENOMEM;
+		s->slot_free = f;
+		/* Pushed in reverse so low slots are used first. */
+		for (uint32_t i = cap; i > s->slots_cap; i--)
+			s->slot_free[s->slot_free_len++] = i - 1;
+		s->slots_cap = cap;
+	}
+	*out = s->slot_free[--s->slot_free_len];
+	assert(*out < s->slots_cap);
+	return 0;
+}
+
+static void slot_release(struct sim *s, uint32_t slot)
+{
+	assert(slot < s->slots_cap);
+	assert(s->slot_free_len < s->slots_cap);
+	s->slot_free[s->slot_free_len++] = slot;
+}
+
+/* --- network model -------------------------------------------------------- */
+
+static uint64_t draw_latency(struct sim *s)
+{
+	const struct sim_net *net = &s->cfg.net;
+	uint64_t ms = net->latency_base_ms;
+	if (net->latency_jitter_ms > 0) {
+		double u = rng_unit(&s->rng);
+		ms += (uint64_t)(-log1p(-u) * net->latency_jitter_ms + 0.5);
+	}
+	return ms;
+}
+
+static bool reachable(const struct sim *s, uint32_t a, uint32_t b)
+{
+	return !s->partitioned || s->nodes[a].side == s->nodes[b].side;
+}
+
+/* --- bookkeeping ---------------------------------------------------------- */
+
+static void hist_add(struct sim *s, uint64_t ms)
+{
+	if (ms >= s->hist_len) {
+		size_t len = s->hist_len ? s->hist_len : 4096;
+		while (len <= ms)
+			len *= 2;
+		uint32_t *h = realloc(s->hist, len * sizeof(*h));
+		if (!h)
+			return; /* the sample is lost, nothing else */
+		memset(h + s->hist_len, 0, (len - s->hist_len) * sizeof(*h));
+		s->hist = h;
+		s->hist_len = len;
+	}
+	s->hist[ms]++;
+	s->hist_count++;
+	if (ms > s->m.detection_max_ms)
+		s->m.detection_max_ms = ms;
+}
+
+static void conv_update(struct sim *s)
+{
+	assert(s->deficit >= 0);
+	if (s->deficit == 0 && s->conv_armed && !s->conv_reached) {
+		s->conv_reached = true;
+		s->conv_at = s->now;
+	}
+}
+
+/* Sets bit (o, g) to alive and keeps alive_seen and deficit in step. */
+static void seen_set(struct sim *s, uint32_t o, uint32_t g, bool alive)
+{
+	assert(s->nodes[o].up);
+	uint64_t *row = seen_row(s, o);
+	if (bit_get(row, g) == alive)
+		return;
+	if (alive)
+		bit_set(row, g);
+	else
+		bit_clear(row, g);
+	if (!s->nodes[g].up)
+		return;
+	if (alive) {
+		s->nodes[o].alive_seen++;
+		s->deficit--;
+		conv_update(s);
+	} else {
+		s->nodes[o].alive_seen--;
+		s->deficit++;
+	}
+}
+
+/* Rebuilds o's row from its core, e.g. after a warm start. */
+static void seen_resync(struct sim *s, uint32_t o)
+{
+	const struct member_core *c = s->nodes[o].core;
+	assert(c);
+	size_t count = member_core_count(c);
+	for (size_t i = 0; i < count; i++) {
+		struct member_info info;
+		if (member_core_get(c, i, &info) != 0 || info.is_self)
+			continue;
+		uint32_t g = gid_to_node(s, info.gid);
+		if (g != UINT32_MAX && g != o)
+			seen_set(s, o, g, info.state == MEMBER_ALIVE);
+	}
+}
+
+static bool view_live(const struct member_core *c, uint32_t gid)
+{
+	struct member_info info;
+	if (member_core_lookup(c, gid, &info) != 0)
+		return false;
+	return info.state == MEMBER_ALIVE || info.state == MEMBER_SUSPECT;
+}
+
+/* Judges crash record r at now: every observer up since before the crash must
+ * no longer see the node alive or suspect. */
+static void judge_crash(struct sim *s, struct crash_rec *r)
+{
+	assert(!r->judged);
+	r->judged = true;
+	uint32_t gid = s->nodes[r->node].gid;
+	for (uint32_t o = 0; o < s->n; o++) {
+		const struct sim_node *on = &s->nodes[o];
+		if (o == r->node || !on->up || on->up_since_ms > r->at_ms)
+			continue;
+		s->m.judged_pairs++;
+		if (view_live(on->core, gid))
+			s->m.undetected++;
+	}
+}
+
+static void on_member_event(struct sim *s, uint32_t o, const struct member_event *ev)
+{
+	struct sim_node *on = &s->nodes[o];
+	s->m.member_events++;
+	/* The trace hash covers exactly what the brief names: time, node, kind,
+	 * subject gid, incarnation. Fixed-width little-endian fields. */
+	uint8_t rec[21];
+	uint64_t t = s->now;
+	for (int i = 0; i < 8; i++)
+		rec[i] = (uint8_t)(t >> (8 * i));
+	for (int i = 0; i < 4; i++) {
+		rec[8 + i] = (uint8_t)(o >> (8 * i));
+		rec[13 + i] = (uint8_t)(ev->gid >> (8 * i));
+		rec[17 + i] = (uint8_t)(ev->incarnation >> (8 * i));
+	}
+	rec[12] = (uint8_t)ev->kind;
+	hash_bytes(&s->trace_hash, rec, sizeof(rec));
+
+	uint32_t g = gid_to_node(s, ev->gid);
+	if (s->cfg.trace) {
+		fprintf(s->cfg.trace, "t=%llu node=n%u event=%s subject=n%d gid=%u inc=%u\n",
+			(unsigned long long)t, o, member_event_name(ev->kind),
+			g == UINT32_MAX ? -1 : (int)g, ev->gid, ev->incarnation);
+	}
+	if (g == UINT32_MAX || g == o)
+		return;
+
+	struct member_info info;
+	bool alive = member_core_lookup(on->core, ev->gid, &info) == 0 &&
+		     info.state == MEMBER_ALIVE;
+	seen_set(s, o, g, alive);
+
+	if (ev->kind != MEMBER_EV_DEAD)
+		return;
+	const struct sim_node *gn = &s->nodes[g];
+	if (!gn->up) {
+		if (gn->open_crash == NO_CRASH)
+			return;
+		struct crash_rec *r = &s->crashes[gn->open_crash];
+		if (on->up_since_ms > r->at_ms || bit_get(r->detected, o))
+			return;
+		bit_set(r->detected, o);
+		s->m.detected_pairs++;
+		hist_add(s, s->now - r->at_ms);
+		return;
+	}
+	if (ev->incarnation < gn->life_inc)
+		return; /* about its previous life: a late but true death */
+	/* A death declared across a partition spreads by gossip to the subject's
+	 * own side too, and events do not say who declared it; so every death
+	 * of a live node while partitioned, or until a grace period after the
+	 * heal, is put down to the partition. */
+	bool across = s->had_partition &&
+		      (s->partitioned || s->now < s->heal_at + s->cfg.detect_grace_ms);
+	if (across)
+		s->m.partition_dead++;
+	else
+		s->m.false_dead++;
+	if (s->cfg.trace)
+		fprintf(s->cfg.trace, "t=%llu node=n%u note=%s subject=n%u side=%u/%u\n",
+			(unsigned long long)t, o, across ? "partition_dead" : "false_dead", g,
+			on->side, gn->side);
+}
+
+/* --- driving a core ------------------------------------------------------- */
+
+static void send_packet(struct sim *s, uint32_t from, const struct member_out *o)
+{
+	uint32_t to = addr_node(s, &o->to);
+	if (to == UINT32_MAX || o->len == 0 || o->len > s->slot_bytes) {
+		s->m.packets_unroutable++;
+		return;
+	}
+	if (!reachable(s, from, to)) {
+		s->m.packets_partitioned++;
+		return;
+	}
+	if (s->cfg.net.loss > 0 && rng_unit(&s->rng) < s->cfg.net.loss) {
+		s->m.packets_lost++;
+		return;
+	}
+	int copies = 1;
+	if (s->cfg.net.dup > 0 && rng_unit(&s->rng) < s->cfg.net.dup) {
+		copies = 2;
+		s->m.packets_duplicated++;
+	}
+	for (int i = 0; i < copies; i++) {
+		uint32_t slot;
+		if (slot_alloc(s, &slot) != 0) {
+			s->heap_full = true;
+			return;
+		}
+		memcpy(s->slots + (size_t)slot * s->slot_bytes, o->data, o->len);
+		heap_push(s, s->now + draw_latency(s), EV_PACKET, to, from, slot,
+			  (uint16_t)o->len);
+	}
+}
+
+static void start_pushpull(struct sim *s, uint32_t from, const struct member_out *o)
+{
+	uint32_t to = addr_node(s, &o->to);
+	if (to == UINT32_MAX || to == from) {
+		s->m.pushpulls_failed++;
+		return;
+	}
+	/* Connect, send, receive: about two round trips of the datagram latency. */
+	uint64_t rtt = draw_latency(s) + draw_latency(s);
+	heap_push(s, s->now + 2 * rtt, EV_PUSHPULL, from, to, s->nodes[from].epoch,
+		  o->join ? 1 : 0);
+}
+
+/* Drains every output of node idx and schedules its next tick. `ticked` says
+ * the core was just ticked at now: a deadline still due is pushed 1 ms out so
+ * a core that never settles cannot spin the simulator. */
+static void drain(struct sim *s, uint32_t idx, bool ticked)
+{
+	struct sim_node *nd = &s->nodes[idx];
+	assert(nd->up && nd->core);
+	struct member_out o;
+	while (member_core_poll(nd->core, &o)) {
+		switch (o.kind) {
+		case MEMBER_OUT_PACKET:
+			send_packet(s, idx, &o);
+			break;
+		case MEMBER_OUT_PUSHPULL:
+			start_pushpull(s, idx, &o);
+			break;
+		case MEMBER_OUT_EVENT:
+			on_member_event(s, idx, &o.ev);
+			break;
+		default:
+			assert(!"unknown member_out kind");
+			break;
+		}
+	}
+	uint64_t d = member_core_next_deadline(nd->core);
+	if (d == UINT64_MAX)
+		return;
+	if (d <= s->now) {
+		if (ticked) {
+			s->m.tick_overdue++;
+			d = s->now + 1;
+		} else {
+			d = s->now;
+		}
+	}
+	if (d < nd->tick_at) {
+		nd->tick_at = d;
+		heap_push(s, d, EV_TICK, idx, nd->epoch, 0, 0);
+	}
+}
+
+static void do_pushpull(struct sim *s, const struct sim_ev *ev)
+{
+	uint32_t a = ev->node, b = ev->a;
+	struct sim_node *na = &s->nodes[a], *nb = &s->nodes[b];
+	if (!na->up || na->epoch != ev->b || !nb->up || !reachable(s, a, b)) {
+		s->m.pushpulls_failed++;
+		return;
+	}
+	uint8_t *sa = NULL, *sb = NULL;
+	size_t la = 0, lb = 0;
+	if (member_core_encode_state(na->core, ev->c != 0, &sa, &la) != 0 ||
+	    member_core_encode_state(nb->core, false, &sb, &lb) != 0) {
+		free(sa);
+		s->m.pushpulls_failed++;
+		return;
+	}
+	s->m.pushpulls_ok++;
+	s->m.pushpull_bytes += la + lb;
+	/* Both states were encoded before either merge, as over a real stream. */
+	(void)member_core_recv_state(nb->core, sa, la, s->now);
+	drain(s, b, false);
+	(void)member_core_recv_state(na->core, sb, lb, s->now);
+	drain(s, a, false);
+	free(sa);
+	free(sb);
+}
+
+static void dispatch(struct sim *s, const struct sim_ev *ev)
+{
+	struct sim_node *nd = &s->nodes[ev->node];
+	switch (ev->kind) {
+	case EV_TICK:
+		if (!nd->up || nd->epoch != ev->a || nd->tick_at != s->now)
+			return; /* stale: replaced by an earlier tick or a crash */
+		nd->tick_at = NO_TICK;
+		member_core_tick(nd->core, s->now);
+		drain(s, ev->node, true);
+		break;
+	case EV_PACKET: {
+		const uint8_t *data = s->slots + (size_t)ev->b * s->slot_bytes;
+		if (!nd->up) {
+			s->m.packets_to_down++;
+		} else {
+			struct shoal_addr from;
+			sim_node_addr(ev->a, &from);
+			s->m.packets_delivered++;
+			(void)member_core_recv_packet(nd->core, s->nodes[ev->a].id, &from,
+						      data, ev->c, s->now);
+			drain(s, ev->node, false);
+		}
+		slot_release(s, ev->b);
+		break;
+	}
+	case EV_PUSHPULL:
+		do_pushpull(s, ev);
+		break;
+	default:
+		assert(!"unknown sim event");
+	}
+}
+
+int sim_run_until(struct sim *s, uint64_t t_ms)
+{
+	assert(t_ms >= s->now);
+	assert(t_ms <= TIME_MAX_MS);
+	while (s->heap_len > 0 && (s->heap[0].key >> SEQ_BITS) <= t_ms) {
+		if (s->heap_full)
+			return SHOAL_EFULL;
+		struct sim_ev ev = heap_pop(s);
+		s->now = ev.key >> SEQ_BITS;
+		s->m.events++;
+		dispatch(s, &ev);
+	}
+	s->now = t_ms;
+	return s->heap_full ? SHOAL_EFULL : 0;
+}
+
+/* --- nodes ---------------------------------------------------------------- */
+
+static void make_identity(const struct sim *s, uint32_t idx, struct member_identity *id)
+{
+	memset(id, 0, sizeof(*id));
+	memcpy(id->id, s->nodes[idx].id, SHOAL_NODE_ID_BYTES);
+	snprintf(id->name, sizeof(id->name), "n%u", idx);
+	sim_node_addr(idx, &id->addr);
+}
+
+/* Brings node idx up with a new core at incarnation inc. */
+static int node_up(struct sim *s, uint32_t idx, uint32_t inc)
+{
+	struct sim_node *nd = &s->nodes[idx];
+	assert(!nd->up);
+	struct member_identity ident;
+	make_identity(s, idx, &ident);
+	uint64_t core_seed = rng_next(&s->rng);
+	struct member_core *c = member_core_new(&s->cfg.member, s->dir, &ident, inc,
+						core_seed, s->now);
+	if (!c)
+		return SHOAL_ENOMEM;
+	uint32_t gid = member_core_self_gid(c);
+	int rc = gid_map(s, gid, idx);
+	if (rc != 0) {
+		member_core_free(c);
+		return rc;
+	}
+	nd->core = c;
+	nd->gid = gid;
+	nd->up = 1;
+	nd->started = 1;
+	nd->epoch++;
+	nd->tick_at = NO_TICK;
+	nd->up_since_ms = s->now;
+	nd->life_inc = inc;
+	nd->alive_seen = 0;
+	memset(seen_row(s, idx), 0, s->words_per_row * sizeof(uint64_t));
+	/* Observers that already see this node alive now count it; it itself
+	 * sees nobody yet. */
+	s->live++;
+	s->deficit += (int64_t)s->live - 1;
+	for (uint32_t o = 0; o < s->n; o++) {
+		if (o == idx || !s->nodes[o].up)
+			continue;
+		if (bit_get(seen_row(s, o), idx))
+			s->nodes[o].alive_seen++;
+		else
+			s->deficit++;
+	}
+	return 0;
+}
+
+static int join_through(struct sim *s, uint32_t idx, const uint32_t *seeds, size_t n)
+{
+	struct shoal_addr addrs[SHOAL_SEEDS_MAX];
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < SHOAL_SEEDS_MAX; i++) {
+		assert(seeds[i] < s->n);
+		sim_node_addr(seeds[i], &addrs[k++]);
+	}
+	int rc = 0;
+	if (k > 0)
+		rc = member_core_join(s->nodes[idx].core, addrs, k, s->now);
+	drain(s, idx, false);
+	conv_update(s);
+	return rc;
+}
+
+int sim_node_start(struct sim *s, uint32_t idx, const uint32_t *seeds, size_t n)
+{
+	assert(idx < s->n);
+	if (s->nodes[idx].up)
+		return SHOAL_ESTATE;
+	int rc = node_up(s, idx, 0);
+	if (rc != 0)
+		return rc;
+	return join_through(s, idx, seeds, n);
+}
+
+int sim_warm_start(struct sim *s)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->nodes[i].up)
+			return SHOAL_ESTATE;
+	/* Every core first, so the shared directory holds every identity. */
+	for (uint32_t i = 0; i < s->n; i++) {
+		int rc = node_up(s, i, 0);
+		if (rc != 0)
+			return rc;
+	}
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct sim_node *nd = &s->nodes[i];
+		for (uint32_t j = 0; j < s->n; j++) {
+			if (j == i)
+				continue;
+			int rc = member_core_add_alive(nd->core, s->nodes[j].gid, 0, s->now);
+			if (rc != 0)
+				return rc;
+			/* Drain as we go: the outbox is bounded. */
+			drain(s, i, false);
+		}
+		seen_resync(s, i);
+	}
+	conv_update(s);
+	return 0;
+}
+
+int sim_node_crash(struct sim *s, uint32_t idx)
+{
+	assert(idx < s->n);
+	struct sim_node *nd = &s->nodes[idx];
+	if (!nd->up)
+		return SHOAL_ESTATE;
+	if (s->crashes_len == s->crashes_cap) {
+		size_t cap = s->crashes_cap ? s->crashes_cap * 2 : 64;
+		struct crash_rec *p = realloc(s->crashes, cap * sizeof(*p));
+		if (!p)
+			return SHOAL_ENOMEM;
+		s->crashes = p;
+		s->crashes_cap = cap;
+	}
+	uint64_t *bits = calloc(s->words_per_row, sizeof(uint64_t));
+	if (!bits)
+		return SHOAL_ENOMEM;
+	struct crash_rec *r = &s->crashes[s->crashes_len];
+	*r = (struct crash_rec){.node = idx, .at_ms = s->now, .detected = bits};
+	nd->open_crash = (uint32_t)s->crashes_len++;
+	s->m.crashes++;
+
+	/* Keep its traffic in the totals, then drop the core. */
+	const struct member_stats *st = member_core_stats(nd->core);
+	s->m.packets_sent += st->packets_sent;
+	s->m.packet_bytes_sent += st->packet_bytes_sent;
+	s->m.suspects_raised += st->suspects_raised;
+	s->m.refutations += st->refutations;
+	s->m.deaths_declared += st->deaths_declared;
+	s->m.outbox_dropped += st->outbox_dropped;
+	s->m.broadcasts_dropped += st->broadcasts_dropped;
+	nd->last_inc = member_core_incarnation(nd->core);
+	member_core_free(nd->core);
+	nd->core = NULL;
+	nd->up = 0;
+	nd->epoch++;
+	nd->tick_at = NO_TICK;
+
+	/* It no longer counts as an observer, nor as someone to be seen. */
+	s->deficit -= (int64_t)(s->live - 1) - (int64_t)nd->alive_seen;
+	s->live--;
+	for (uint32_t o = 0; o < s->n; o++) {
+		if (o == idx || !s->nodes[o].up)
+			continue;
+		if (bit_get(seen_row(s, o), idx))
+			s->nodes[o].alive_seen--;
+		else
+			s->deficit--;
+	}
+	assert(s->deficit >= 0);
+	conv_update(s);
+	return 0;
+}
+
+int sim_node_restart(struct sim *s, uint32_t idx)
+{
+	assert(idx < s->n);
+	struct sim_node *nd = &s->nodes[idx];
+	if (nd->up || !nd->started)
+		return SHOAL_ESTATE;
+	if (nd->open_crash != NO_CRASH) {
+		struct crash_rec *r = &s->crashes[nd->open_crash];
+		if (s->now - r->at_ms >= s->cfg.detect_grace_ms)
+			judge_crash(s, r);
+		else
+			r->judged = true; /* back too soon to judge */
+		free(r->detected);
+		r->detected = NULL;
+		nd->open_crash = NO_CRASH;
+	}
+	uint32_t seed = UINT32_MAX;
+	if (s->live > 0) {
+		/* A random live node: sample, then fall back to a scan. */
+		for (int tries = 0; tries < 64 && seed == UINT32_MAX; tries++) {
+			uint32_t c = (uint32_t)rng_below(&s->rng, s->n);
+			if (c != idx && s->nodes[c].up)
+				seed = c;
+		}
+		for (uint32_t c = 0; c < s->n && seed == UINT32_MAX; c++)
+			if (c != idx && s->nodes[c].up)
+				seed = c;
+	}
+	int rc = node_up(s, idx, nd->last_inc + 1);
+	if (rc != 0)
+		return rc;
+	s->m.restarts++;
+	return join_through(s, idx, &seed, seed == UINT32_MAX ? 0 : 1);
+}
+
+void sim_partition(struct sim *s, const uint8_t *side)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		s->nodes[i].side = side[i] ? 1 : 0;
+	s->partitioned = true;
+	s->had_partition = true;
+}
+
+void sim_heal(struct sim *s)
+{
+	assert(s->had_partition);
+	s->partitioned = false;
+	s->heal_at = s->now;
+}
+
+void sim_convergence_from_now(struct sim *s)
+{
+	s->conv_armed = true;
+	s->conv_reached = false;
+	conv_update(s);
+}
+
+/* --- lifecycle and results ------------------------------------------------ */
+
+uint64_t sim_detect_grace_ms(const struct member_config *mc, uint32_t nodes)
+{
+	assert(mc->probe_interval_ms > 0);
+	double scale = nodes > 1 ? log10((double)nodes) : 1.0;
+	if (scale < 1.0)
+		scale = 1.0;
+	/* Lifeguard: min = mult * log10(n) * interval; max = max_mult * min. */
+	double min_ms = mc->suspicion_mult * scale * mc->probe_interval_ms;
+	double max_ms = min_ms * (mc->suspicion_max_timeout_mult ? mc->suspicion_max_timeout_mult : 1);
+	/* Slack: a few probe periods for the first suspicion (local health can
+	 * slow probing) and gossip rounds for the DEAD to reach everyone. */
+	return (uint64_t)max_ms + 10u * mc->probe_interval_ms +
+	       20u * mc->gossip_interval_ms;
+}
+
+struct sim *sim_new(const struct sim_config *cfg)
+{
+	if (cfg->nodes == 0 || cfg->nodes > SHOAL_SIM_NODES_MAX ||
+	    cfg->nodes > SHOAL_MEMBERS_MAX || cfg->net.loss < 0 || cfg->net.loss > 1 ||
+	    cfg->net.dup < 0 || cfg->net.dup > 1 || cfg->net.latency_jitter_ms < 0 ||
+	    cfg->member.payload_bytes_max == 0 || cfg->member.payload_bytes_max > UINT16_MAX)
+		return NULL;
+	struct sim *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->cfg = *cfg;
+	s->n = cfg->nodes;
+	rng_seed(&s->rng, cfg->seed);
+	s->trace_hash = 0xcbf29ce484222325ull;
+	s->slot_bytes = cfg->member.payload_bytes_max;
+	s->words_per_row = (s->n + 63) / 64;
+	s->dir = member_dir_new();
+	s->nodes = calloc(s->n, sizeof(*s->nodes));
+	s->seen = calloc((size_t)s->n * s->words_per_row, sizeof(uint64_t));
+	if (!s->dir || !s->nodes || !s->seen) {
+		sim_free(s);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct sim_node *nd = &s->nodes[i];
+		nd->tick_at = NO_TICK;
+		nd->open_crash = NO_CRASH;
+		for (size_t k = 0; k < SHOAL_NODE_ID_BYTES; k += 8) {
+			uint64_t x = rng_next(&s->rng);
+			memcpy(nd->id + k, &x, 8);
+		}
+	}
+	return s;
+}
+
+void sim_free(struct sim *s)
+{
+	if (!s)
+		return;
+	if (s->nodes)
+		for (uint32_t i = 0; i < s->n; i++)
+			member_core_free(s->nodes[i].core);
+	for (size_t i = 0; i < s->crashes_len; i++)
+		free(s->crashes[i].detected);
+	free(s->crashes);
+	free(s->hist);
+	free(s->heap);
+	free(s->slots);
+	free(s->slot_free);
+	free(s->seen);
+	free(s->gid_node);
+	free(s->nodes);
+	if (s->dir)
+		member_dir_free(s->dir);
+	free(s);
+}
+
+uint64_t sim_now(const struct sim *s) { return s->now; }
+uint32_t sim_nodes(const struct sim *s) { return s->n; }
+struct rng *sim_rng(struct sim *s) { return &s->rng; }
+uint32_t sim_live_count(const struct sim *s) { return s->live; }
+
+bool sim_node_up(const struct sim *s, uint32_t idx)
+{
+	assert(idx < s->n);
+	return s->nodes[idx].up != 0;
+}
+
+const struct member_core *sim_core(const struct sim *s, uint32_t idx)
+{
+	assert(idx < s->n);
+	return s->nodes[idx].core;
+}
+
+static uint64_t hist_quantile(const struct sim *s, double q)
+{
+	if (s->hist_count == 0)
+		return 0;
+	uint64_t want = (uint64_t)ceil(q * (double)s->hist_count);
+	if (want == 0)
+		want = 1;
+	uint64_t cum = 0;
+	for (size_t i = 0; i < s->hist_len; i++) {
+		cum += s->hist[i];
+		if (cum >= want)
+			return i;
+	}
+	return s->hist_len - 1;
+}
+
+/* Counts (live o, live g) pairs where o sees g dead, left or not at all.
+ * Only pairs whose seen bit is clear need a lookup: O(N^2 / 64) words. */
+static uint64_t live_view_dead(const struct sim *s)
+{
+	uint64_t count = 0;
+	for (uint32_t o = 0; o < s->n; o++) {
+		const struct sim_node *on = &s->nodes[o];
+		if (!on->up || on->alive_seen + 1 == s->live)
+			continue;
+		const uint64_t *row = s->seen + (size_t)o * s->words_per_row;
+		for (uint32_t g = 0; g < s->n; g++) {
+			if ((g & 63) == 0 && row[g >> 6] == UINT64_MAX) {
+				g += 63;
+				continue;
+			}
+			if (g == o || !s->nodes[g].up || bit_get(row, g))
+				continue;
+			if (!view_live(on->core, s->nodes[g].gid))
+				count++;
+		}
+	}
+	return count;
+}
+
+void sim_metrics(struct sim *s, struct sim_metrics *m)
+{
+	/* Judge the crashes old enough; the rest are pending. Judging is final. */
+	uint64_t pending = 0;
+	for (size_t i = 0; i < s->crashes_len; i++) {
+		struct crash_rec *r = &s->crashes[i];
+		if (r->judged)
+			continue;
+		if (s->now - r->at_ms >= s->cfg.detect_grace_ms)
+			judge_crash(s, r);
+		else
+			pending++;
+	}
+	*m = s->m;
+	m->crashes_pending = pending;
+	m->now_ms = s->now;
+	m->trace_hash = s->trace_hash;
+	m->live_nodes = s->live;
+	m->converged = s->conv_reached;
+	m->converged_at_ms = s->conv_at;
+	m->converged_now = s->deficit == 0;
+	m->live_view_dead = live_view_dead(s);
+	m->detection_p50_ms = hist_quantile(s, 0.50);
+	m->detection_p99_ms = hist_quantile(s, 0.99);
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (!s->nodes[i].up)
+			continue;
+		const struct member_stats *st = member_core_stats(s->nodes[i].core);
+		m->packets_sent += st->packets_sent;
+		m->packet_bytes_sent += st->packet_bytes_sent;
+		m->suspects_raised += st->suspects_raised;
+		m->refutations += st->refutations;
+		m->deaths_declared += st->deaths_declared;
+		m->outbox_dropped += st->outbox_dropped;
+		m->broadcasts_dropped += st->broadcasts_dropped;
+	}
+}
