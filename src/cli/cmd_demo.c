@@ -499,11 +499,31 @@ static void print_view(const struct node *nd)
 static int converge(struct demo *d)
 {
 	uint64_t t = mono_ms(), deadline = t + DEMO_PHASE_TIMEOUT_MS;
-	for (int i = 0; i < d->count; i++)
-		if (start_agent(d, &d->nodes[i], i == 0 ? NULL : d->nodes[0].bind))
+	/* The seed first: agents that find no one at their seed only retry
+	 * after the agent's rejoin interval, which would slow the demo. */
+	if (start_agent(d, &d->nodes[0], NULL))
+		return SHOAL_EIO;
+	for (;;) {
+		json_t *resp;
+		struct seen s;
+		look(&d->nodes[0], NULL, &resp, &s);
+		json_decref(resp);
+		if (s.answered)
+			break;
+		if (check_agents(d) || stop_requested)
+			return SHOAL_ESTATE;
+		if (mono_ms() >= deadline) {
+			fail(d, "the seed n0 did not answer on its control socket within %d s "
+			     "(log: %s)", DEMO_PHASE_TIMEOUT_MS / 1000, d->nodes[0].log);
+			return SHOAL_ETIMEDOUT;
+		}
+		nap_ms(DEMO_REAP_INTERVAL_MS);
+	}
+	for (int i = 1; i < d->count; i++)
+		if (start_agent(d, &d->nodes[i], d->nodes[0].bind))
 			return SHOAL_EIO;
-	printf("t=%.1fs started %d agents on 127.0.0.1 (n1..n%d join n0 at %s)\n",
-	       since_s(d->t0_ms), d->count, d->count - 1, d->nodes[0].bind);
+	printf("t=%.1fs started %d agents on 127.0.0.1 (n0 first; n1..n%d join it at "
+	       "%s)\n", since_s(d->t0_ms), d->count, d->count - 1, d->nodes[0].bind);
 	int last_up = -1, last_full = -1;
 	while (!stop_requested) {
 		if (check_agents(d))
@@ -840,8 +860,8 @@ const struct cli_command cmd_demo = {
 	"    127.0.0.1, each on a free UDP+TCP port:\n"
 	"      1. `shoal fleet create`, then `shoal init` for nodes n0..n(N-1);\n"
 	"         n0 is tagged canary.\n"
-	"      2. Starts every agent (n1.. join n0) and polls each agent's control\n"
-	"         socket until every agent sees all N alive.\n"
+	"      2. Starts n0, then every other agent with --join n0, and polls\n"
+	"         each agent's control socket until every agent sees all N alive.\n"
 	"      3. SIGKILLs n3 and prints when each other agent declares it dead.\n"
 	"      4. Restarts n3 with the same command line and data dir; it comes\n"
 	"         back at a higher incarnation (kept in DIR/state.db) and every\n"
