@@ -4,8 +4,10 @@
 Run through bench/membership.sh. For each N and each system it starts N real
 agents on 127.0.0.1 (one system at a time, so they never compete for the
 CPU), and measures:
-  join      time from exec of one new agent (after N-1 converged) until every
-            old agent reports it alive; also until the new agent sees all;
+  join      time from exec of one new agent (after the others converged) until
+            every old agent reports it alive; also until the new agent sees
+            all; median of J joins (BENCH_JOINS, 3): N-J agents converge, then
+            agents N-J..N-1 join one at a time, settling in between;
   detect    time from SIGKILL of one agent until every other agent reports it
             failed (serf) / dead (shoal); median of K kills, a different
             victim each time, the cluster settling in between;
@@ -139,6 +141,10 @@ def proc_cpu_ticks(pid):
 
 
 def proc_rss_kb(pid):
+    """VmRSS, VmHWM, and from smaps_rollup PSS and USS (private clean+dirty), in kB.
+
+    VmRSS counts every resident page of mapped shared libraries; USS is what
+    this process alone holds (what killing it would free)."""
     rss = hwm = 0
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -146,7 +152,14 @@ def proc_rss_kb(pid):
                 rss = int(line.split()[1])
             elif line.startswith("VmHWM:"):
                 hwm = int(line.split()[1])
-    return rss, hwm
+    pss = uss = 0
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+            elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                uss += int(line.split()[1])
+    return rss, hwm, pss, uss
 
 
 # --------------------------------------------------------------------------
@@ -404,6 +417,7 @@ class Cluster:
         self.watch = LogWatch(sysm.parse)
         self.poll_rounds = []
         self.killed = set()
+        self.joins = int(env("BENCH_JOINS", "3"))
 
     def logpath(self, i):
         return os.path.join(self.work, "%s.log" % self.s.node(i))
@@ -497,48 +511,56 @@ class Cluster:
         n, s = self.n, self.s
         r = {"n": n}
         r["loadavg_at_start"] = open("/proc/loadavg").read().split()[:3]
-        log("%s N=%d: starting %d agents (workdir %s)" % (s.name, n, n - 1, self.work))
+        njoins = max(1, min(self.joins, n - 2))
+        log("%s N=%d: starting %d agents (workdir %s)" % (s.name, n, n - njoins, self.work))
         t0 = now()
         s.prepare(self.work, n)
         r["prepare_s"] = round(now() - t0, 2)
-        for i in range(n - 1):
+        for i in range(n - njoins):
             self.start(i, [] if i == 0 else [0])
             time.sleep(0.05)
         self.check_running()
-        r["converge_n_minus_1_s"] = round(self.wait_converged(list(range(n - 1)), 120), 2)
+        r["converge_initial_s"] = round(self.wait_converged(list(range(n - njoins)), 120), 2)
         time.sleep(settle)
 
         # ---- join of one new agent
-        new = n - 1
-        old = set(range(n - 1))
-        self.watch.drain()
-        t0 = now()
-        self.start(new, [0])
-        if self.method == "log":
-            seen, t_new_all = self.wait_events(old, s.node(new), "alive", 60,
-                                               (new, {s.node(i) for i in old}))
-            r["join_resolution"] = self.watch.resolution()
-        else:
-            seen = self.wait_poll(old, s.node(new), "alive", 60)
-            t_new_all = None
-            r["join_resolution"] = {"poll_round_ms": round(1000 * max(self.poll_rounds[-3:]), 1)}
-        if len(seen) < len(old):
-            raise RuntimeError("%s N=%d: only %d/%d agents saw the new agent within 60 s" % (
-                s.name, n, len(seen), len(old)))
-        times = sorted(t - t0 for t in seen.values())
-        r["join_all_s"] = round(times[-1], 3)
-        r["join_first_s"] = round(times[0], 3)
-        r["join_median_s"] = round(statistics.median(times), 3)
-        r["join_new_sees_all_s"] = round(t_new_all - t0, 3) if t_new_all else None
-        # confirm through the members API
-        views, dt = self.poll_all(range(n))
-        bad = [i for i, v in views.items() if not v or v.get(s.node(new)) != "alive"]
-        r["join_api_confirmed"] = not bad
-        r["api_poll_round_s"] = round(dt, 3)
-        log("%s N=%d: join all=%.3fs new-sees-all=%s api-confirmed=%s poll-round=%.3fs" % (
-            s.name, n, r["join_all_s"], r["join_new_sees_all_s"], not bad, dt))
-        self.wait_converged(list(range(n)), 60)
-        time.sleep(settle)
+        joins = []
+        for new in range(n - njoins, n):
+            old = set(range(new))
+            self.watch.drain()
+            t0 = now()
+            self.start(new, [0])
+            if self.method == "log":
+                seen, t_new_all = self.wait_events(old, s.node(new), "alive", 60,
+                                                   (new, {s.node(i) for i in old}))
+                res = self.watch.resolution()
+            else:
+                seen = self.wait_poll(old, s.node(new), "alive", 60)
+                t_new_all = None
+                res = {"poll_round_ms": round(1000 * max(self.poll_rounds[-3:]), 1)}
+            if len(seen) < len(old):
+                raise RuntimeError("%s N=%d: only %d/%d agents saw %s within 60 s" % (
+                    s.name, n, len(seen), len(old), s.node(new)))
+            times = sorted(t - t0 for t in seen.values())
+            # confirm through the members API
+            views, dt = self.poll_all(range(new + 1))
+            bad = [i for i, v in views.items() if not v or v.get(s.node(new)) != "alive"]
+            j = {"new": s.node(new), "cluster_size": new + 1, "all_s": round(times[-1], 3),
+                 "first_s": round(times[0], 3), "median_s": round(statistics.median(times), 3),
+                 "new_sees_all_s": round(t_new_all - t0, 3) if t_new_all else None,
+                 "api_confirmed": not bad, "resolution": res, "api_poll_round_s": round(dt, 3)}
+            joins.append(j)
+            log("%s N=%d: join of %s: all see it in %.3fs (median %.3fs), it sees all in %s s, "
+                "api-confirmed=%s, api poll round %.3fs" % (
+                    s.name, n, j["new"], j["all_s"], j["median_s"], j["new_sees_all_s"], not bad, dt))
+            self.wait_converged(list(range(new + 1)), 60)
+            time.sleep(settle)
+        r["joins"] = joins
+        r["join_all_s"] = round(statistics.median(j["all_s"] for j in joins), 3)
+        r["join_median_s"] = round(statistics.median(j["median_s"] for j in joins), 3)
+        nsa = [j["new_sees_all_s"] for j in joins if j["new_sees_all_s"] is not None]
+        r["join_new_sees_all_s"] = round(statistics.median(nsa), 3) if nsa else None
+        r["join_resolution"] = joins[-1]["resolution"]
 
         # ---- idle: RSS, CPU, bytes
         self.check_running()
@@ -569,6 +591,8 @@ class Cluster:
         cpu = [100.0 * (c1[i] - c0[i]) / CLK_TCK / dt for i in pids]
         rss_mb = [v[0] / 1024.0 for v in rss.values()]
         hwm_mb = [v[1] / 1024.0 for v in rss.values()]
+        pss_mb = [v[2] / 1024.0 for v in rss.values()]
+        uss_mb = [v[3] / 1024.0 for v in rss.values()]
         cnt = pcap_count(pcap, w0, w1)
         ipb = cnt["udp_ip_bytes"] + cnt["tcp_ip_bytes"]
         pay = cnt["udp_payload"] + cnt["tcp_payload"]
@@ -578,6 +602,10 @@ class Cluster:
             "rss_mean_mb": round(statistics.mean(rss_mb), 2),
             "rss_max_mb": round(max(rss_mb), 2),
             "hwm_max_mb": round(max(hwm_mb), 2),
+            "pss_mean_mb": round(statistics.mean(pss_mb), 2),
+            "uss_mean_mb": round(statistics.mean(uss_mb), 2),
+            "uss_max_mb": round(max(uss_mb), 2),
+            "threads": sorted({len(os.listdir("/proc/%d/task" % pid)) for pid in pids.values()}),
             "cpu_mean_pct": round(statistics.mean(cpu), 3),
             "cpu_max_pct": round(max(cpu), 3),
             "cpu_tick_resolution_pct": round(100.0 / CLK_TCK / dt, 3),
@@ -645,13 +673,16 @@ class Cluster:
 # --------------------------------------------------------------------------
 
 ROWS = [
-    ("join: every agent sees new one (s)", "join_all_s"),
-    ("join: median agent sees new one (s)", "join_median_s"),
-    ("join: new one sees every agent (s)", "join_new_sees_all_s"),
+    ("join: every agent sees new one, median of joins (s)", "join_all_s"),
+    ("join: median agent sees new one, median (s)", "join_median_s"),
+    ("join: new one sees every agent, median (s)", "join_new_sees_all_s"),
     ("detect: all others see failed, median of kills (s)", "detect_all_median_s"),
     ("detect: first agent sees failed, median (s)", "detect_first_median_s"),
-    ("idle RSS mean per agent (MB)", "rss_mean_mb"),
-    ("idle RSS max (MB)", "rss_max_mb"),
+    ("idle RSS mean per agent (MiB)", "rss_mean_mb"),
+    ("idle RSS max (MiB)", "rss_max_mb"),
+    ("idle USS (private) mean per agent (MiB)", "uss_mean_mb"),
+    ("idle USS max (MiB)", "uss_max_mb"),
+    ("idle PSS mean per agent (MiB)", "pss_mean_mb"),
     ("idle CPU mean per agent (% of a core)", "cpu_mean_pct"),
     ("idle bytes sent/s per agent (IP, UDP+TCP)", "bytes_per_s_per_agent"),
     ("  of which UDP", "udp_bytes_per_s_per_agent"),
@@ -682,8 +713,9 @@ def table(n, res):
     for name in ("serf", "shoal"):
         r = res.get(name)
         if isinstance(r, dict):
-            lines.append("%s: detections %s; join resolution %s; api poll round max %.3fs; tcpdump dropped %s" % (
-                name, [(d["victim"], d["all_s"]) for d in r["detections"]], r.get("join_resolution"),
+            lines.append("%s: joins %s; detections %s; log-loop resolution %s; api poll round max %.3fs; tcpdump dropped %s" % (
+                name, [(j["new"], j["all_s"]) for j in r["joins"]],
+                [(d["victim"], d["all_s"]) for d in r["detections"]], r.get("join_resolution"),
                 r.get("api_poll_round_max_s", 0), r.get("tcpdump_dropped")))
         elif r is not None:
             lines.append("%s: %s" % (name, r))
@@ -733,6 +765,16 @@ def main():
             doc["versions"][k] = so.version()
         except Exception as e:  # noqa: BLE001 - report, do not hide
             doc["versions"][k] = "version failed: %s" % e
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        rev = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "src", "include", "sim"],
+                               capture_output=True, text=True, timeout=10).stdout.split("\n")
+        doc["versions"]["shoal_tree"] = "%s%s" % (rev, " + uncommitted: %s" % ", ".join(
+            l[3:] for l in dirty if l) if any(dirty) else "")
+    except Exception as e:  # noqa: BLE001
+        doc["versions"]["shoal_tree"] = "unknown: %s" % e
     log("machine %s" % doc["machine"])
     log("versions %s" % doc["versions"])
     rc = 0

@@ -11,6 +11,8 @@
 #   SERF_BIN            serf binary (default /usr/bin/serf)
 #   BENCH_SYSTEMS       "serf shoal" (default) or one of them
 #   BENCH_IDLE_S        idle window in seconds (60)
+#   BENCH_JOINS         joins measured, one at a time, the cluster growing
+#                       from N-J to N agents (3)
 #   BENCH_KILLS         SIGKILLs per system and N, different victims (3)
 #   BENCH_SETTLE_S      pause after convergence/joins/kills (10)
 #   BENCH_METHOD        log (default: event lines stamped on arrival) | poll
