@@ -67,11 +67,11 @@ static void round_trip_all_widths(void **state)
 	wr_end16(&w, m);
 	assert_true(wr_ok(&w));
 	struct rd r = rd_init(buf, w.len), sub;
-	uint8_t a;
-	uint16_t b;
-	uint32_t c;
-	uint64_t d;
-	char name[33];
+	uint8_t a = 0;
+	uint16_t b = 0;
+	uint32_t c = 0;
+	uint64_t d = 0;
+	char name[33] = "";
 	assert_true(rd_u8(&r, &a) && rd_u16(&r, &b) && rd_u32(&r, &c) && rd_u64(&r, &d));
 	assert_true(rd_len16(&r, &sub) && rd_str8(&sub, name, 32));
 	assert_int_equal(a, 0xab);
