@@ -211,6 +211,7 @@ static void pick_advertise(struct agent *a)
 
 static void start_pushpull(struct agent *a, const struct member_out *o);
 static void arm_timer(struct agent *a);
+static void save_members(struct agent *a);
 
 static void log_event(struct agent *a, const struct member_event *ev)
 {
@@ -345,10 +346,14 @@ static void pp_done(uv_work_t *req, int status)
 			if (rc)
 				log_warn("pushpull_rejected", "peer=%s reason=\"%s\"", addr,
 					 shoal_strerror(rc));
-			else if (j->join)
+			drain(a);
+			if (!rc && j->join) {
 				log_info("agent_joined", "seed=%s members=%zu", addr,
 					 member_core_count(a->core));
-			drain(a);
+				/* Remember the mesh at once: an agent killed right
+				 * after joining must still rejoin without seeds. */
+				save_members(a);
+			}
 		} else {
 			a->pushpull_failed++;
 			shoal_log(j->join ? SHOAL_LOG_WARN : SHOAL_LOG_DEBUG, "pushpull_failed",

@@ -10,6 +10,8 @@
 #     refused with the fix
 set -u
 BIN=${SHOAL_BIN:?set SHOAL_BIN}
+# faketime preloads libfaketime; an ASan build must let it come first.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 T=$(mktemp -d /tmp/shoal-hostile-XXXXXX)
 PIDS=()
 cleanup() {
