@@ -220,8 +220,16 @@ struct bcast {
 
 enum probe_stage { PROBE_IDLE, PROBE_DIRECT, PROBE_INDIRECT };
 
+/* An indirect probe we relay. Lifeguard: the NACK goes out at 80% of the
+ * probe timeout, so that it reaches the prober before its own deadline
+ * (which is one probe timeout after it sent PING_REQ); a late ACK is still
+ * relayed until the full timeout. */
+#define NACK_PERCENT 80
+
 struct relay {
+	uint64_t nack_ms;
 	uint64_t deadline_ms;
+	bool nacked;
 	uint32_t local_seq, orig_seq;
 	uint32_t requester_gid;
 	struct shoal_addr requester;
@@ -1159,6 +1167,8 @@ static void on_ping_req(struct member_core *c, uint32_t from_gid,
 	r->requester_gid = from_gid;
 	r->requester = *from;
 	r->want_nack = req->want_nack;
+	r->nacked = false;
+	r->nack_ms = now + (uint64_t)c->cfg.probe_timeout_ms * NACK_PERCENT / 100;
 	r->deadline_ms = now + c->cfg.probe_timeout_ms;
 	struct wire_msg ping;
 	memset(&ping, 0, sizeof(ping));
@@ -1527,16 +1537,17 @@ void member_core_tick(struct member_core *c, uint64_t now)
 	/* relayed probes that timed out */
 	for (size_t i = 0; i < c->relays_count;) {
 		struct relay *r = &c->relays[i];
-		if (r->deadline_ms > now) {
-			i++;
-			continue;
-		}
-		if (r->want_nack) {
+		if (r->want_nack && !r->nacked && r->nack_ms <= now) {
 			struct wire_msg m;
 			memset(&m, 0, sizeof(m));
 			m.type = WIRE_NACK;
 			m.seq = r->orig_seq;
 			send_one(c, r->requester_gid, &r->requester, &m);
+			r->nacked = true;
+		}
+		if (r->deadline_ms > now) {
+			i++;
+			continue;
 		}
 		c->relays[i] = c->relays[--c->relays_count];
 	}
@@ -1569,9 +1580,12 @@ uint64_t member_core_next_deadline(const struct member_core *c)
 		t = c->next_pushpull_ms;
 	if (c->sheap_len && c->sheap[0].deadline_ms < t)
 		t = c->sheap[0].deadline_ms;
-	for (size_t i = 0; i < c->relays_count; i++)
-		if (c->relays[i].deadline_ms < t)
-			t = c->relays[i].deadline_ms;
+	for (size_t i = 0; i < c->relays_count; i++) {
+		const struct relay *r = &c->relays[i];
+		uint64_t due = r->want_nack && !r->nacked ? r->nack_ms : r->deadline_ms;
+		if (due < t)
+			t = due;
+	}
 	return t;
 }
 

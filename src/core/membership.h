@@ -168,7 +168,9 @@ int member_core_join(struct member_core *c, const struct shoal_addr *seeds,
 int member_core_leave(struct member_core *c, uint64_t now_ms);
 
 /* Called after an authenticated UDP payload from member `from_id` arrived
- * from `from`. Returns 0, or SHOAL_EPROTO if malformed (nothing changed). */
+ * from `from`. Returns 0, or the decoder's error if the payload is malformed
+ * (SHOAL_EPROTO, SHOAL_ETRUNC, SHOAL_EVERSION, SHOAL_ETRAILING, SHOAL_ETOOBIG);
+ * then nothing is changed but the packets_malformed counter. */
 int member_core_recv_packet(struct member_core *c,
 			    const uint8_t from_id[SHOAL_NODE_ID_BYTES],
 			    const struct shoal_addr *from,
@@ -178,8 +180,9 @@ int member_core_recv_packet(struct member_core *c,
 int member_core_encode_state(struct member_core *c, bool join, uint8_t **out,
 			     size_t *out_len);
 
-/* Called with the remote side's state after a push-pull exchange. Returns 0
- * or SHOAL_EPROTO / SHOAL_ETOOBIG (nothing merged). */
+/* Called with the remote side's state after a push-pull exchange. Returns 0,
+ * or the decoder's error (SHOAL_EPROTO, SHOAL_ETRUNC, SHOAL_EVERSION,
+ * SHOAL_ETRAILING, SHOAL_ETOOBIG) or SHOAL_ENOMEM; then nothing is merged. */
 int member_core_recv_state(struct member_core *c, const uint8_t *state,
 			   size_t len, uint64_t now_ms);
 
