@@ -51,6 +51,13 @@
 #define SHOAL_CONTROL_REPLY_TIMEOUT_MS 10000 /* CLI: wait for the agent */
 #define SHOAL_DB_BUSY_TIMEOUT_MS     5000   /* wait for a SQLite lock */
 
+/* --- read-only HTTP (dashboard, JSON API, /metrics) on loopback -------- */
+#define SHOAL_HTTP_CONNS_MAX           16   /* concurrent HTTP connections */
+#define SHOAL_HTTP_CONN_TIMEOUT_S      10   /* idle connection is closed */
+#define SHOAL_HTTP_CONN_MEMORY_BYTES_MAX (32u * 1024) /* request line + headers */
+#define SHOAL_HTTP_PATH_BYTES_MAX      64   /* longest path we serve is short */
+#define SHOAL_HTTP_RESP_BYTES_MAX (16u * 1024 * 1024) /* one response body */
+
 /* --- trust: canonical JSON and the TUF client ------------------------ */
 #define SHOAL_CJSON_DEPTH_MAX                 32   /* nesting of arrays/objects */
 #define SHOAL_TUF_METADATA_BYTES_MAX (5u * 1024 * 1024) /* any one metadata file */
