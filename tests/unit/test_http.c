@@ -31,7 +31,7 @@ struct fx {
 	uint16_t port;
 	json_t *status;
 	json_t *members;
-	bool fail;          /* answer NULL (agent busy or stopping) */
+	atomic_bool fail;   /* answer NULL (agent busy or stopping) */
 	atomic_int calls;
 };
 
@@ -39,7 +39,7 @@ static json_t *on_query(void *arg, const char *what)
 {
 	struct fx *f = arg;
 	atomic_fetch_add(&f->calls, 1);
-	if (f->fail)
+	if (atomic_load(&f->fail))
 		return NULL;
 	if (strcmp(what, "status") == 0)
 		return json_incref(f->status);
@@ -244,14 +244,14 @@ static void query_failure_is_503(void **state)
 {
 	struct fx *f = *state;
 	struct resp r;
-	f->fail = true;
+	atomic_store(&f->fail, true);
 	fetch(f, NULL, "/api/status", &r);
 	assert_int_equal(r.status, 503);
 	resp_free(&r);
 	fetch(f, NULL, "/metrics", &r);
 	assert_int_equal(r.status, 503);
 	resp_free(&r);
-	f->fail = false;
+	atomic_store(&f->fail, false);
 	fetch(f, NULL, "/api/members", &r);
 	assert_int_equal(r.status, 200);
 	resp_free(&r);
