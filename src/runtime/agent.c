@@ -38,6 +38,7 @@
 
 #include "core/membership.h"
 #include "runtime/control.h"
+#include "runtime/http.h"
 #include "runtime/seal.h"
 #include "runtime/stream.h"
 #include "shoal/hex.h"
@@ -50,10 +51,16 @@
 #define LEAVE_LINGER_MS 1000       /* keep gossiping our LEFT before exit */
 #define STATE_REQ_TIMEOUT_MS 5000  /* a connection thread waits for the loop */
 
+/* A question from another thread (TLS connection, HTTP) that only the loop
+ * thread may answer, because only it touches the core. */
+enum req_kind { REQ_STATE, REQ_STATUS, REQ_MEMBERS };
+
 struct state_req {
 	struct state_req *next;
-	uint8_t *buf;
+	enum req_kind kind;
+	uint8_t *buf;     /* REQ_STATE: encoded push-pull state */
 	size_t len;
+	json_t *json;     /* REQ_STATUS, REQ_MEMBERS */
 	int rc;
 	bool done;
 };
@@ -89,6 +96,7 @@ struct agent {
 	struct stream_ctx *stream;
 	struct store *store;
 	struct control_server *ctl;
+	struct http_server *http;
 	struct shoal_addr bind, advertise;
 
 	uv_udp_t udp;
@@ -212,6 +220,8 @@ static void pick_advertise(struct agent *a)
 static void start_pushpull(struct agent *a, const struct member_out *o);
 static void arm_timer(struct agent *a);
 static void save_members(struct agent *a);
+static json_t *status_json(struct agent *a);
+static json_t *members_json(struct agent *a);
 
 static void log_event(struct agent *a, const struct member_event *ev)
 {
@@ -403,11 +413,11 @@ struct conn_arg {
 	int fd;
 };
 
-/* Called on a connection thread: asks the loop for our state and waits. */
-static int conn_get_state(void *arg, uint8_t **state, size_t *len)
+/* Called on another thread: queues req for the loop thread and waits for
+ * the answer (bounded by STATE_REQ_TIMEOUT_MS and by shutdown). */
+static int ask_loop(struct agent *a, struct state_req *reqp)
 {
-	struct agent *a = arg;
-	struct state_req req = {0};
+	struct state_req req = *reqp;
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += STATE_REQ_TIMEOUT_MS / 1000;
@@ -432,11 +442,29 @@ static int conn_get_state(void *arg, uint8_t **state, size_t *len)
 		return SHOAL_ETIMEDOUT;
 	}
 	pthread_mutex_unlock(&a->mu);
-	if (req.rc)
-		return req.rc;
+	*reqp = req;
+	return req.rc;
+}
+
+/* Called on a connection thread: our push-pull state, from the loop. */
+static int conn_get_state(void *arg, uint8_t **state, size_t *len)
+{
+	struct state_req req = {.kind = REQ_STATE};
+	int rc = ask_loop(arg, &req);
+	if (rc)
+		return rc;
 	*state = req.buf;
 	*len = req.len;
 	return 0;
+}
+
+/* Called on the HTTP thread: "status" or "members" JSON, from the loop. */
+static json_t *http_query(void *arg, const char *what)
+{
+	struct state_req req = {.kind = strcmp(what, "members") == 0 ? REQ_MEMBERS : REQ_STATUS};
+	if (ask_loop(arg, &req) != 0)
+		return NULL;
+	return req.json;
 }
 
 static void *conn_main(void *arg)
@@ -515,8 +543,13 @@ static void on_async(uv_async_t *h)
 	struct agent *a = h->data;
 	pthread_mutex_lock(&a->mu);
 	for (struct state_req *r = a->state_reqs; r; r = r->next) {
-		r->rc = a->closing ? SHOAL_ESTATE
-				   : member_core_encode_state(a->core, false, &r->buf, &r->len);
+		if (a->closing)
+			r->rc = SHOAL_ESTATE;
+		else if (r->kind == REQ_STATE)
+			r->rc = member_core_encode_state(a->core, false, &r->buf, &r->len);
+		else
+			r->rc = (r->json = r->kind == REQ_STATUS ? status_json(a) : members_json(a))
+					? 0 : SHOAL_ENOMEM;
 		r->done = true;
 	}
 	a->state_reqs = NULL;
@@ -587,6 +620,11 @@ static void close_all(struct agent *a)
 	if (a->store && a->core)
 		save_members(a);
 	atomic_store(&a->stopping, true);
+	pthread_mutex_lock(&a->mu);
+	pthread_cond_broadcast(&a->cond); /* waiters for the loop give up */
+	pthread_mutex_unlock(&a->mu);
+	http_stop(a->http);
+	a->http = NULL;
 	if (a->listener_started) {
 		shutdown(a->listen_fd, SHUT_RDWR);
 		pthread_join(a->listener, NULL);
@@ -884,6 +922,14 @@ static int start(struct agent *a)
 	if (rc) {
 		fprintf(stderr, "shoal agent: control socket: %s\n", err);
 		return rc;
+	}
+
+	if (a->cfg.http[0]) {
+		rc = http_start(a->cfg.http, http_query, a, &a->http, err, sizeof(err));
+		if (rc) {
+			fprintf(stderr, "shoal agent: %s\n", err);
+			return rc;
+		}
 	}
 
 	if (pthread_create(&a->listener, NULL, listener_main, a) != 0) {
