@@ -564,10 +564,13 @@ static void do_pushpull(struct sim *s, const struct sim_ev *ev)
 	}
 	s->m.pushpulls_ok++;
 	s->m.pushpull_bytes += la + lb;
-	/* Both states were encoded before either merge, as over a real stream. */
-	(void)member_core_recv_state(nb->core, sa, la, s->now);
+	/* Both states were encoded before either merge, as over a real stream.
+	 * A rejected state is counted; the core has left itself unchanged. */
+	if (member_core_recv_state(nb->core, sa, la, s->now) != 0)
+		s->m.pushpulls_rejected++;
 	drain(s, b, false);
-	(void)member_core_recv_state(na->core, sb, lb, s->now);
+	if (member_core_recv_state(na->core, sb, lb, s->now) != 0)
+		s->m.pushpulls_rejected++;
 	drain(s, a, false);
 	free(sa);
 	free(sb);

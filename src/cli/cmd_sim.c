@@ -146,6 +146,7 @@ static int print_json(const struct sim_opts *o, const struct sim_report *r, doub
 		{"pushpulls_ok", m->pushpulls_ok},
 		{"pushpulls_failed", m->pushpulls_failed},
 		{"pushpull_bytes", m->pushpull_bytes},
+		{"pushpulls_rejected", m->pushpulls_rejected},
 		{"suspects_raised", m->suspects_raised},
 		{"refutations", m->refutations},
 		{"deaths_declared", m->deaths_declared},
@@ -307,8 +308,10 @@ static int run_sim(int argc, char **argv)
 	double rss_mb = (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is KiB on Linux */
 
 	if (rc != 0) {
-		fprintf(stderr, "shoal sim: run failed: %s; seed=%" PRIu64 "\n",
-			shoal_strerror(rc), o.p.seed);
+		fprintf(stderr, "shoal sim: run failed: %s%s; seed=%" PRIu64 "\n",
+			shoal_strerror(rc),
+			rc == SHOAL_EINVAL ? " (is --seconds long enough for the scenario?)" : "",
+			o.p.seed);
 		print_replay(stderr, &o);
 		return 1;
 	}

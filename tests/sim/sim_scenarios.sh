@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# sim_scenarios.sh — every simulator scenario at 1,000 nodes with a fixed seed
+# must hold its properties (`shoal sim --check`): a cold join converges, a 15%
+# crash is seen dead by every live node, 10% loss declares nobody dead, a 30 s
+# partition heals to one view, churn is detected with no false death.
+# The same seed must give the same trace_hash twice.
+#
+# Runs the large scenarios warm (everyone knows everyone at t=0) except join,
+# which is the one that measures joining. On failure `shoal sim` prints the
+# seed and the command that replays it.
+set -u
+SHOAL_BIN=${SHOAL_BIN:?SHOAL_BIN must point at the shoal binary}
+NODES=${SIM_NODES:-1000}
+fail=0
+
+run() {
+	local name=$1
+	shift
+	local start=$SECONDS
+	local out
+	if ! out=$("$SHOAL_BIN" sim --nodes "$NODES" --json --check "$@"); then
+		echo "FAIL $name: shoal sim $* (see the replay line above)"
+		fail=1
+		return
+	fi
+	echo "ok   $name ($((SECONDS - start)) s wall): $out" | cut -c1-400
+}
+
+run join --scenario join --seed 101
+run crash --scenario crash --seed 202 --warm
+run loss --scenario loss --seed 303 --loss 0.1
+run partition --scenario partition --seed 404 --warm --seconds 110
+run churn --scenario churn --seed 505 --warm
+
+# Replay: the same seed twice gives the same trace hash; another seed does not.
+hash_of() {
+	"$SHOAL_BIN" sim --nodes 200 --scenario loss --loss 0.2 --seconds 20 --json "$@" |
+		sed -n 's/.*"trace_hash":"\([0-9a-f]*\)".*/\1/p'
+}
+h1=$(hash_of --seed 7)
+h2=$(hash_of --seed 7)
+h3=$(hash_of --seed 8)
+if [ -z "$h1" ] || [ "$h1" != "$h2" ]; then
+	echo "FAIL replay: seed=7 gave trace_hash '$h1' then '$h2'"
+	fail=1
+elif [ "$h1" = "$h3" ]; then
+	echo "FAIL replay: seeds 7 and 8 gave the same trace_hash $h1"
+	fail=1
+else
+	echo "ok   replay: seed=7 -> $h1 twice, seed=8 -> $h3"
+fi
+
+# --check fails loudly, naming the property and the seed, when the run is too
+# short to judge the crash.
+if msg=$("$SHOAL_BIN" sim --nodes 30 --scenario crash --warm --seconds 20 --seed 9 --check 2>&1 >/dev/null); then
+	echo "FAIL check: a 20 s crash run passed --check"
+	fail=1
+elif ! grep -q 'detection' <<<"$msg" || ! grep -q 'seed=9' <<<"$msg" ||
+	! grep -q 'replay: shoal sim --scenario crash --nodes 30 --seed 9' <<<"$msg"; then
+	echo "FAIL check: message lacks property, seed or replay command: $msg"
+	fail=1
+else
+	echo "ok   check: too-short crash run fails with seed and replay command"
+fi
+
+exit $fail
