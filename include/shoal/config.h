@@ -49,6 +49,7 @@ struct shoal_config {
 	uint32_t retransmit_mult;
 	uint32_t push_pull_interval_ms;
 	uint32_t dead_reclaim_ms;
+	uint32_t reconnect_interval_ms;
 	/* Set once a --join flag was applied: flags replace the file's seeds
 	 * rather than add to them. */
 	bool join_from_flags;

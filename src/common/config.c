@@ -72,6 +72,8 @@ static const struct key_def keys[] = {
 	    "full state sync with a random member; 0 = off"),
 	U32("membership", dead_reclaim_ms, 0, 604800000, 0,
 	    "forget dead/left members after this; 0 = keep"),
+	U32("membership", reconnect_interval_ms, 0, 86400000, 30000,
+	    "try a push-pull with a random dead member (heals partitions); 0 = off"),
 };
 
 #define KEYS_COUNT (sizeof keys / sizeof keys[0])
@@ -572,6 +574,7 @@ void config_to_member(const struct shoal_config *c, struct member_config *m)
 	m->retransmit_mult = c->retransmit_mult;
 	m->push_pull_interval_ms = c->push_pull_interval_ms;
 	m->dead_reclaim_ms = c->dead_reclaim_ms;
+	m->reconnect_interval_ms = c->reconnect_interval_ms;
 	m->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_MAX;
 	assert(m->probe_interval_ms > 0);
 }

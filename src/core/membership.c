@@ -175,6 +175,7 @@ void member_config_default(struct member_config *c)
 	c->retransmit_mult = 4;
 	c->push_pull_interval_ms = 30000;
 	c->dead_reclaim_ms = 0;
+	c->reconnect_interval_ms = 30000;
 	c->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_MAX;
 }
 
@@ -288,7 +289,7 @@ struct member_core {
 	struct relay relays[SHOAL_PENDING_PROBES_MAX];
 	size_t relays_count;
 
-	uint64_t next_probe_ms, next_gossip_ms, next_pushpull_ms;
+	uint64_t next_probe_ms, next_gossip_ms, next_pushpull_ms, next_reconnect_ms;
 
 	struct out_item *outq;
 	size_t outq_len, outq_head, outq_cap;
@@ -1221,6 +1222,38 @@ static void pushpull(struct member_core *c, uint64_t now)
 	c->stats.pushpulls_started++;
 }
 
+/* Serf's reconnect: with probability dead/live (capped at 1), push-pull with
+ * one random member we hold dead. A member that is really gone costs one
+ * failed connection per interval; one that was behind a partition learns it
+ * was declared dead, refutes, and both sides merge their views. */
+static void reconnect(struct member_core *c, uint64_t now)
+{
+	c->next_reconnect_ms = now + c->cfg.reconnect_interval_ms;
+	if (c->leaving)
+		return;
+	size_t dead = 0, live = 0;
+	for (size_t i = 0; i < c->count; i++) {
+		uint8_t s = c->members[i].state;
+		dead += s == MEMBER_DEAD;
+		live += s == MEMBER_ALIVE || s == MEMBER_SUSPECT;
+	}
+	if (dead == 0 || (dead < live && rng_below(&c->rng, live) >= dead))
+		return;
+	size_t pick = (size_t)rng_below(&c->rng, dead);
+	for (size_t i = 0; i < c->count; i++) {
+		const struct member *m = &c->members[i];
+		if (m->state != MEMBER_DEAD || pick-- != 0)
+			continue;
+		struct out_item *o = out_push(c, MEMBER_OUT_PUSHPULL);
+		if (!o)
+			return;
+		o->to = *addr_of(c, m->gid);
+		o->to_gid = m->gid;
+		c->stats.reconnects_started++;
+		return;
+	}
+}
+
 static void reclaim(struct member_core *c, uint64_t now)
 {
 	if (!c->cfg.dead_reclaim_ms)
@@ -1289,6 +1322,10 @@ struct member_core *member_core_new(const struct member_config *cfg,
 	c->next_pushpull_ms = cfg->push_pull_interval_ms
 		? now_ms + cfg->push_pull_interval_ms / 2 +
 		  rng_below(&c->rng, cfg->push_pull_interval_ms)
+		: TIME_NEVER;
+	c->next_reconnect_ms = cfg->reconnect_interval_ms
+		? now_ms + cfg->reconnect_interval_ms / 2 +
+		  rng_below(&c->rng, cfg->reconnect_interval_ms)
 		: TIME_NEVER;
 	return c;
 }
@@ -1565,6 +1602,8 @@ void member_core_tick(struct member_core *c, uint64_t now)
 		gossip(c, now);
 	if (now >= c->next_pushpull_ms)
 		pushpull(c, now);
+	if (now >= c->next_reconnect_ms)
+		reconnect(c, now);
 }
 
 uint64_t member_core_next_deadline(const struct member_core *c)
@@ -1578,6 +1617,8 @@ uint64_t member_core_next_deadline(const struct member_core *c)
 		t = c->next_gossip_ms;
 	if (c->next_pushpull_ms < t)
 		t = c->next_pushpull_ms;
+	if (c->next_reconnect_ms < t)
+		t = c->next_reconnect_ms;
 	if (c->sheap_len && c->sheap[0].deadline_ms < t)
 		t = c->sheap[0].deadline_ms;
 	for (size_t i = 0; i < c->relays_count; i++) {

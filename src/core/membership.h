@@ -17,6 +17,9 @@
  *     `gossip_nodes` random members; broadcasts also piggyback on every packet
  *   every push-pull interval: full state exchange with one random member
  *     over the stream transport (also used to join through a seed)
+ *   every reconnect interval: a push-pull with a random dead member (Serf's
+ *     reconnect): after a partition each side holds the other dead and no
+ *     longer probes or gossips to it; this is what brings them back
  *
  * The core never reads a clock, socket, random source or database. Inputs
  * are calls with `now_ms`; outputs are polled with member_core_poll(): UDP
@@ -59,6 +62,8 @@ struct member_config {
 	uint32_t retransmit_mult;            /* 4 */
 	uint32_t push_pull_interval_ms;      /* 30000; 0 disables periodic push-pull */
 	uint32_t dead_reclaim_ms;            /* forget dead/left members after this; 0 = keep */
+	uint32_t reconnect_interval_ms;      /* 30000: push-pull with a random dead member, as
+					      * Serf's reconnect does, so partitions heal; 0 = off */
 	uint32_t payload_bytes_max;          /* SHOAL_UDP_PAYLOAD_BYTES_MAX */
 };
 
@@ -133,6 +138,7 @@ struct member_stats {
 	uint64_t deaths_declared;
 	uint64_t pushpulls_started;
 	uint64_t pushpulls_merged;
+	uint64_t reconnects_started;
 	uint64_t broadcasts_dropped;    /* queue full */
 	uint64_t outbox_dropped;        /* outbox full */
 };

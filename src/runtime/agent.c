@@ -704,7 +704,7 @@ static json_t *status_json(struct agent *a)
 	hex_encode(a->ident.fleet.fleet_id, SHOAL_FLEET_ID_BYTES, fleet);
 	const struct member_stats *st = member_core_stats(a->core);
 	json_t *counters = json_pack(
-		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 		"packets_sent", (json_int_t)st->packets_sent,
 		"packet_bytes_sent", (json_int_t)st->packet_bytes_sent,
 		"packets_received", (json_int_t)st->packets_received,
@@ -718,6 +718,7 @@ static json_t *status_json(struct agent *a)
 		"deaths_declared", (json_int_t)st->deaths_declared,
 		"pushpulls_started", (json_int_t)st->pushpulls_started,
 		"pushpulls_merged", (json_int_t)st->pushpulls_merged,
+		"reconnects_started", (json_int_t)st->reconnects_started,
 		"pushpulls_failed", (json_int_t)a->pushpull_failed,
 		"broadcasts_dropped", (json_int_t)st->broadcasts_dropped,
 		"outbox_dropped", (json_int_t)st->outbox_dropped,

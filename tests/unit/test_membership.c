@@ -22,6 +22,8 @@ struct net {
 	struct member_core *cores[NMAX];
 	struct member_identity ids[NMAX];
 	bool down[NMAX];
+	int side[NMAX];   /* with `split`, nothing crosses between sides */
+	bool split;
 	size_t n;
 	uint64_t now;
 	/* counts of events seen, per observer, per kind */
@@ -97,7 +99,8 @@ static void net_pump(struct net *net)
 					continue;
 				}
 				int to = node_by_addr(net, &o.to);
-				if (to < 0 || net->down[to] || net->down[i])
+				if (to < 0 || net->down[to] || net->down[i] ||
+				    (net->split && net->side[to] != net->side[i]))
 					continue;
 				if (o.kind == MEMBER_OUT_PACKET) {
 					uint8_t copy[SHOAL_UDP_PAYLOAD_BYTES_MAX];
@@ -699,6 +702,36 @@ static void indirect_probe_saves_a_node_with_a_bad_link(void **state)
 	net_free(&net);
 }
 
+static void partition_heals_through_reconnect(void **state)
+{
+	(void)state;
+	/* Two halves lose each other for a minute: each declares the other
+	 * dead and stops probing it. Reconnect (push-pull with a random dead
+	 * member) must bring the fleet back to one view after the heal. */
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 8, &cfg);
+	net_join_all(&net);
+	for (size_t i = 0; i < 8; i++)
+		net.side[i] = i < 4 ? 0 : 1;
+	net.split = true;
+	net_run(&net, net.now + 60000);
+	for (size_t i = 0; i < 8; i++)
+		for (size_t j = 0; j < 8; j++)
+			assert_int_equal(state_of(&net, i, j),
+					 net.side[i] == net.side[j] ? MEMBER_ALIVE : MEMBER_DEAD);
+	net.split = false;
+	net_run(&net, net.now + 120000);
+	for (size_t i = 0; i < 8; i++)
+		for (size_t j = 0; j < 8; j++)
+			assert_int_equal(state_of(&net, i, j), MEMBER_ALIVE);
+	uint64_t reconnects = 0;
+	for (size_t i = 0; i < 8; i++)
+		reconnects += member_core_stats(net.cores[i])->reconnects_started;
+	assert_true(reconnects > 0);
+	net_free(&net);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +750,7 @@ int main(void)
 		cmocka_unit_test(malformed_packet_changes_nothing),
 		cmocka_unit_test(ping_for_someone_else_is_ignored),
 		cmocka_unit_test(indirect_probe_saves_a_node_with_a_bad_link),
+		cmocka_unit_test(partition_heals_through_reconnect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
