@@ -132,6 +132,11 @@ void sim_convergence_from_now(struct sim *s);
 /* Fills m; judges open crashes older than detect_grace_ms against now. */
 void sim_metrics(struct sim *s, struct sim_metrics *m);
 
+/* Self-check of the bookkeeping, O(N^2) lookups: counts (observer, node)
+ * pairs where the sim's alive bit disagrees with the core, plus counters
+ * that disagree with the bits. 0 when consistent. For tests. */
+uint64_t sim_verify_views(const struct sim *s);
+
 /* The worst-case time for every live node to see a crash, from the Lifeguard
  * parameters: max suspicion timeout plus probe and gossip slack. */
 uint64_t sim_detect_grace_ms(const struct member_config *mc, uint32_t nodes);

@@ -201,6 +201,7 @@ static void restart_has_higher_incarnation(void **state)
 	}
 	struct sim_metrics m;
 	sim_metrics(s, &m);
+	assert_int_equal(sim_verify_views(s), 0);
 	assert_true(m.converged_now);
 	assert_int_equal(m.false_dead, 0);
 	assert_int_equal(m.restarts, 1);
@@ -224,13 +225,67 @@ static void partition_cuts_traffic(void **state)
 	/* Each side sees only itself alive. */
 	const struct member_core *c0 = sim_core(s, 0);
 	assert_int_equal(member_core_live_count(c0), 5);
-	/* Healing is the core's job (the partition scenario checks it at 50
-	 * nodes); here: after the heal, traffic crosses again. */
+	/* After the heal nothing more is cut, and the halves, which each
+	 * declared the other dead, merge into one view again. */
 	uint64_t cut = m.packets_partitioned;
 	sim_heal(s);
-	assert_int_equal(sim_run_until(s, 40000), 0);
+	sim_convergence_from_now(s);
+	assert_int_equal(sim_run_until(s, 32000 + 90000), 0);
 	sim_metrics(s, &m);
 	assert_int_equal(m.packets_partitioned, cut);
+	assert_true(m.converged);
+	assert_true(m.converged_now);
+	assert_int_equal(m.live_view_dead, 0);
+	assert_int_equal(m.false_dead, 0);
+	assert_int_equal(sim_verify_views(s), 0);
+	sim_free(s);
+}
+
+static void bookkeeping_matches_cores(void **state)
+{
+	(void)state;
+	/* Cold joins, loss, duplicates, crashes, restarts and a partition: at
+	 * every step the sim's view bits and convergence counters must agree
+	 * with what each core reports. */
+	struct sim_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.nodes = 30;
+	cfg.seed = 99;
+	member_config_default(&cfg.member);
+	cfg.net.latency_base_ms = 1;
+	cfg.net.latency_jitter_ms = 3;
+	cfg.net.loss = 0.15;
+	cfg.net.dup = 0.05;
+	cfg.detect_grace_ms = sim_detect_grace_ms(&cfg.member, cfg.nodes);
+	struct sim *s = sim_new(&cfg);
+	assert_non_null(s);
+	assert_int_equal(sim_node_start(s, 0, NULL, 0), 0);
+	for (uint32_t i = 1; i < 30; i++) {
+		uint32_t seed = i / 2;
+		assert_int_equal(sim_run_until(s, 50 * i), 0);
+		assert_int_equal(sim_node_start(s, i, &seed, 1), 0);
+		assert_int_equal(sim_verify_views(s), 0);
+	}
+	uint8_t side[30];
+	for (uint32_t i = 0; i < 30; i++)
+		side[i] = i % 3 == 0;
+	for (uint64_t t = 2000; t <= 120000; t += 2000) {
+		assert_int_equal(sim_run_until(s, t), 0);
+		if (t == 20000 || t == 22000)
+			assert_int_equal(sim_node_crash(s, (uint32_t)(t / 2000)), 0);
+		if (t == 40000)
+			assert_int_equal(sim_node_restart(s, 10), 0);
+		if (t == 50000)
+			sim_partition(s, side);
+		if (t == 70000)
+			sim_heal(s);
+		if (sim_verify_views(s) != 0)
+			fail_msg("bookkeeping differs from the cores at t=%llu seed=99",
+				 (unsigned long long)t);
+	}
+	assert_false(sim_node_up(s, 11));
+	assert_true(sim_node_up(s, 10));
+	assert_int_equal(sim_live_count(s), 29);
 	sim_free(s);
 }
 
@@ -245,6 +300,7 @@ int main(void)
 		cmocka_unit_test(check_fails_when_too_short),
 		cmocka_unit_test(restart_has_higher_incarnation),
 		cmocka_unit_test(partition_cuts_traffic),
+		cmocka_unit_test(bookkeeping_matches_cores),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
