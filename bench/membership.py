@@ -360,7 +360,12 @@ class Shoal:
 
     def version(self):
         v = subprocess.run([self.bin, "version"], capture_output=True, text=True, timeout=10)
-        return "shoal version: %s" % (v.stdout.strip() or v.stderr.strip())
+        import hashlib
+        with open(self.bin, "rb") as f:
+            h = hashlib.sha256(f.read()).hexdigest()[:16]
+        return "shoal version: %s; binary %s built %s UTC, sha256 %s" % (
+            v.stdout.strip() or v.stderr.strip(), self.bin,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(self.bin))), h)
 
     def prepare(self, work, n):
         self.work = work
@@ -771,10 +776,10 @@ def main():
                              text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "src", "include", "sim"],
                                capture_output=True, text=True, timeout=10).stdout.split("\n")
-        doc["versions"]["shoal_tree"] = "%s%s" % (rev, " + uncommitted: %s" % ", ".join(
+        doc["versions"]["shoal_tree_at_run"] = "%s%s" % (rev, " + uncommitted: %s" % ", ".join(
             l[3:] for l in dirty if l) if any(dirty) else "")
     except Exception as e:  # noqa: BLE001
-        doc["versions"]["shoal_tree"] = "unknown: %s" % e
+        doc["versions"]["shoal_tree_at_run"] = "unknown: %s" % e
     log("machine %s" % doc["machine"])
     log("versions %s" % doc["versions"])
     rc = 0
