@@ -398,8 +398,9 @@ static void on_member_event(struct sim *s, uint32_t o, const struct member_event
 {
 	struct sim_node *on = &s->nodes[o];
 	s->m.member_events++;
-	/* The trace hash covers exactly what the brief names: time, node, kind,
-	 * subject gid, incarnation. Fixed-width little-endian fields. */
+	/* The trace hash covers time, observer, kind, subject gid and
+	 * incarnation as fixed-width little-endian fields, so it is the same on
+	 * every build of the same code. */
 	uint8_t rec[21];
 	uint64_t t = s->now;
 	for (int i = 0; i < 8; i++)
@@ -435,6 +436,9 @@ static void on_member_event(struct sim *s, uint32_t o, const struct member_event
 		break;
 	case MEMBER_EV_UPDATE:
 		break; /* identity only; an ALIVE follows if the state changed */
+	default:
+		assert(!"unknown member event kind");
+		break;
 	}
 
 	if (ev->kind != MEMBER_EV_DEAD)
