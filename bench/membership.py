@@ -718,7 +718,7 @@ def table(n, res):
     for name in ("serf", "shoal"):
         r = res.get(name)
         if isinstance(r, dict):
-            lines.append("%s: joins %s; detections %s; log-loop resolution %s; api poll round max %.3fs; tcpdump dropped %s" % (
+            lines.append("%s: joins %s; detections %s; resolution %s; api poll round max %.3fs; tcpdump dropped %s" % (
                 name, [(j["new"], j["all_s"]) for j in r["joins"]],
                 [(d["victim"], d["all_s"]) for d in r["detections"]], r.get("join_resolution"),
                 r.get("api_poll_round_max_s", 0), r.get("tcpdump_dropped")))
