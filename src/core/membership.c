@@ -290,6 +290,7 @@ struct member_core {
 	size_t relays_count;
 
 	uint64_t next_probe_ms, next_gossip_ms, next_pushpull_ms, next_reconnect_ms;
+	uint64_t gossip_origin_ms; /* gossip ticks fall on origin + k * interval */
 
 	struct out_item *outq;
 	size_t outq_len, outq_head, outq_cap;
@@ -576,8 +577,12 @@ static void broadcast(struct member_core *c, struct member *m, uint8_t kind,
 	bucket_push(c, i);
 	m->bcast = i;
 	c->bc_count++;
-	if (c->next_gossip_ms == TIME_NEVER)
-		c->next_gossip_ms = now + c->cfg.gossip_interval_ms;
+	if (c->next_gossip_ms == TIME_NEVER) {
+		/* Keep a free-running phase, as memberlist's ticker does: a new
+		 * broadcast waits half an interval on average, not a whole one. */
+		uint64_t iv = c->cfg.gossip_interval_ms;
+		c->next_gossip_ms = now + iv - (now - c->gossip_origin_ms) % iv;
+	}
 }
 
 static void fill_node_msg(const struct member_core *c, uint32_t gid, struct wire_msg *w)
@@ -1315,6 +1320,7 @@ struct member_core *member_core_new(const struct member_config *cfg,
 		return NULL;
 	}
 	c->next_gossip_ms = TIME_NEVER;
+	c->gossip_origin_ms = now_ms - rng_below(&c->rng, cfg->gossip_interval_ms);
 	broadcast(c, m, BC_ALIVE, incarnation, c->self_gid, now_ms);
 	/* Spread the first probe and push-pull over the interval so that nodes
 	 * started together do not probe in lockstep. */
