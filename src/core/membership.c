@@ -618,7 +618,8 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 	uint32_t limit = retransmit_limit(c);
 	unsigned added = 0;
 	uint16_t moved[SHOAL_MSGS_PER_PACKET_MAX];
-	unsigned moved_n = 0;
+	unsigned moved_n = 0, misfits = 0;
+	enum { MISFITS_MAX = 8 };
 	for (uint32_t t = 0; t < limit && added < room_msgs; t++) {
 		uint16_t i = c->bucket_head[t];
 		while (i != NONE16 && added < room_msgs) {
@@ -629,10 +630,15 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 				wire_put_msg(w, &m);
 				added++;
 				moved[moved_n++] = i;
+			} else if (++misfits >= MISFITS_MAX || w->cap - w->len < 3 + 4 + 32) {
+				/* The packet is as good as full: stop walking the queue
+				 * (it may hold thousands of broadcasts). */
+				goto done;
 			}
 			i = next;
 		}
 	}
+done:
 	/* Bump transmit counts after the walk so an item is sent once per packet. */
 	for (unsigned k = 0; k < moved_n; k++) {
 		uint16_t i = moved[k];
