@@ -30,6 +30,11 @@ int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 int cli_usage(const struct cli_command *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Matches "--name VALUE" or "--name=VALUE" at argv[*i]: returns 1 and sets
+ * *value (NULL if the value is missing), advancing *i past it; 0 if argv[*i]
+ * is another option. */
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value);
+
 extern const struct cli_command *const cli_commands[];
 
 #endif

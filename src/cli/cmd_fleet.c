@@ -14,26 +14,6 @@
 
 extern const struct cli_command cmd_fleet;
 
-/* Matches "--name VALUE" or "--name=VALUE"; advances *i past the value. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **value)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n) != 0)
-		return 0;
-	if (argv[*i][n] == '=') {
-		*value = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
-		*value = NULL;
-		return 1;
-	}
-	*value = argv[++*i];
-	return 1;
-}
-
 /* Parses a decimal in [lo, hi]; returns 0 or -1. */
 static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
@@ -55,15 +35,15 @@ static int fleet_create_cmd(int argc, char **argv)
 	struct fleet_public f;
 
 	for (int i = 2; i < argc; i++) {
-		if (opt_value(argc, argv, &i, "--out", &v)) {
+		if (cli_opt_value(argc, argv, &i, "--out", &v)) {
 			if (!v)
 				return cli_usage(&cmd_fleet, "--out needs a directory");
 			out = v;
-		} else if (opt_value(argc, argv, &i, "--admission-keys", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--admission-keys", &v)) {
 			if (parse_uint(v, 1, SHOAL_ADMISSION_KEYS_MAX, &keys) != 0)
 				return cli_usage(&cmd_fleet, "--admission-keys must be 1..%d",
 						 SHOAL_ADMISSION_KEYS_MAX);
-		} else if (opt_value(argc, argv, &i, "--threshold", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--threshold", &v)) {
 			if (parse_uint(v, 1, SHOAL_ADMISSION_SIGS_MAX, &threshold) != 0)
 				return cli_usage(&cmd_fleet, "--threshold must be 1..%d",
 						 SHOAL_ADMISSION_SIGS_MAX);

@@ -18,26 +18,6 @@
 
 extern const struct cli_command cmd_init;
 
-/* Matches "--name VALUE" or "--name=VALUE"; advances *i past the value. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **value)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n) != 0)
-		return 0;
-	if (argv[*i][n] == '=') {
-		*value = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
-		*value = NULL;
-		return 1;
-	}
-	*value = argv[++*i];
-	return 1;
-}
-
 static uint64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -55,19 +35,19 @@ static int run_init(int argc, char **argv)
 
 	memset(&p, 0, sizeof p);
 	for (int i = 1; i < argc; i++) {
-		if (opt_value(argc, argv, &i, "--data", &v)) {
+		if (cli_opt_value(argc, argv, &i, "--data", &v)) {
 			if (!v)
 				return cli_usage(&cmd_init, "--data needs a directory");
 			p.data_dir = v;
-		} else if (opt_value(argc, argv, &i, "--fleet", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--fleet", &v)) {
 			if (!v)
 				return cli_usage(&cmd_init, "--fleet needs a directory");
 			p.fleet_dir = v;
-		} else if (opt_value(argc, argv, &i, "--name", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--name", &v)) {
 			if (!v)
 				return cli_usage(&cmd_init, "--name needs a value");
 			p.name = v;
-		} else if (opt_value(argc, argv, &i, "--tag", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--tag", &v)) {
 			if (!v)
 				return cli_usage(&cmd_init, "--tag needs a value");
 			if (p.tags_count >= SHOAL_TAGS_COUNT_MAX)
@@ -77,14 +57,14 @@ static int run_init(int argc, char **argv)
 						 "invalid tag '%s': use 1..%d characters of A-Z a-z 0-9 . _ -",
 						 v, SHOAL_TAG_BYTES_MAX);
 			p.tags[p.tags_count++] = v;
-		} else if (opt_value(argc, argv, &i, "--admission-key", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--admission-key", &v)) {
 			if (!v)
 				return cli_usage(&cmd_init, "--admission-key needs a file");
 			if (p.admission_key_paths_count >= SHOAL_ADMISSION_KEYS_MAX)
 				return cli_usage(&cmd_init, "at most %d admission keys",
 						 SHOAL_ADMISSION_KEYS_MAX);
 			p.admission_key_paths[p.admission_key_paths_count++] = v;
-		} else if (opt_value(argc, argv, &i, "--expires-days", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--expires-days", &v)) {
 			char *end = NULL;
 			if (!v || *v < '0' || *v > '9')
 				return cli_usage(&cmd_init, "--expires-days needs a number of days");

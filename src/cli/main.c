@@ -54,6 +54,25 @@ bool cli_wants_help(int argc, char **argv)
 	return false;
 }
 
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value)
+{
+	size_t n = strlen(name);
+	if (strncmp(argv[*i], name, n) != 0)
+		return 0;
+	if (argv[*i][n] == '=') {
+		*value = argv[*i] + n + 1;
+		return 1;
+	}
+	if (argv[*i][n] != '\0')
+		return 0;
+	if (*i + 1 >= argc) {
+		*value = NULL;
+		return 1;
+	}
+	*value = argv[++*i];
+	return 1;
+}
+
 int cli_fail(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
