@@ -736,7 +736,13 @@ int control_request(const char *data_dir, const json_t *req, json_t **resp,
 		goto out;
 	}
 	if (send_all(fd, text, tlen + 1) != 0) {
-		errf(err, errlen, "write(%s): %s", path, strerror(errno));
+		int e = errno;
+		/* The agent may refuse us (too many clients) before we write. */
+		if (e == EPIPE || e == ECONNRESET)
+			errf(err, errlen, "the agent at %s closed the connection "
+			     "without a reply (busy? try again)", path);
+		else
+			errf(err, errlen, "write(%s): %s", path, strerror(e));
 		rc = SHOAL_ECONN;
 		goto out;
 	}
