@@ -86,6 +86,12 @@
 #define SHOAL_FETCH_LOW_SPEED_S               30   /* ... for this long */
 #define SHOAL_FETCH_REDIRECTS_MAX              5
 
+/* --- records and feeds (DESIGN 4.4) ------------------------------------ */
+#define SHOAL_RECORD_BODY_MAX         512   /* one record's body; a whole record fits a UDP payload */
+#define SHOAL_RECORD_HEADER_BYTES      85   /* author 32 | seq 8 | prev 32 | kind 1 | time 8 | len 4 */
+#define SHOAL_RECORD_SIG_BYTES         64
+#define SHOAL_RECORD_BYTES_MAX  (SHOAL_RECORD_HEADER_BYTES + SHOAL_RECORD_BODY_MAX + SHOAL_RECORD_SIG_BYTES)
+
 /* --- simulator ---------------------------------------------------------- */
 #define SHOAL_SIM_NODES_MAX         20000
 #define SHOAL_SIM_EVENTS_MAX     (64u * 1024 * 1024) /* queued sim events */
