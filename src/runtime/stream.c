@@ -121,6 +121,10 @@ int stream_frame_decode(const uint8_t *buf, size_t len, struct stream_frame *out
 		break;
 	case STREAM_FRAME_ERROR:
 		break;
+	case STREAM_FRAME_SYNC:
+		if (plen == 0)
+			return SHOAL_EPROTO;
+		break;
 	default:
 		return SHOAL_EPROTO;
 	}
@@ -721,38 +725,50 @@ static void log_remote_error(const struct stream_frame *f)
 	log_info("stream_remote_error", "error=%s", quoted);
 }
 
+/* Maps a stream_reasm_feed error to its counted reason. */
+static int reasm_error(struct stream_conn *c, const struct stream_frame *f, int rc)
+{
+	if (rc == SHOAL_ECONN) {
+		assert(f->type == STREAM_FRAME_ERROR);
+		log_remote_error(f);
+		return count(c->ctx, STREAM_R_REMOTE_ERROR, rc);
+	}
+	if (rc == SHOAL_ETOOBIG)
+		return count(c->ctx, STREAM_R_TOO_BIG, rc);
+	if (rc == SHOAL_EPROTO)
+		return count(c->ctx, STREAM_R_MALFORMED, rc);
+	return count(c->ctx, STREAM_R_LOCAL, rc);
+}
+
+/* Receives frames into r (which may already hold the first ones) up to
+ * STATE_END; frees r on error. */
+static int recv_state_into(struct stream_conn *c, struct stream_reasm *r, uint8_t **state,
+			   size_t *len)
+{
+	while (!r->done) {
+		struct stream_frame f;
+		int rc = stream_recv_frame(c, &f);
+		if (rc != 0) {
+			stream_reasm_free(r);
+			return rc; /* counted by stream_recv_frame */
+		}
+		rc = stream_reasm_feed(r, &f);
+		if (rc < 0) {
+			stream_reasm_free(r);
+			return reasm_error(c, &f, rc);
+		}
+	}
+	stream_reasm_take(r, state, len);
+	if (*state == NULL)
+		return count(c->ctx, STREAM_R_LOCAL, SHOAL_ENOMEM);
+	return 0;
+}
+
 int stream_recv_state(struct stream_conn *c, uint8_t **state, size_t *len)
 {
 	struct stream_reasm r;
 	stream_reasm_init(&r);
-	for (;;) {
-		struct stream_frame f;
-		int rc = stream_recv_frame(c, &f);
-		if (rc != 0) {
-			stream_reasm_free(&r);
-			return rc; /* counted by stream_recv_frame */
-		}
-		rc = stream_reasm_feed(&r, &f);
-		if (rc == 1)
-			break;
-		if (rc == 0)
-			continue;
-		stream_reasm_free(&r);
-		if (rc == SHOAL_ECONN) {
-			assert(f.type == STREAM_FRAME_ERROR);
-			log_remote_error(&f);
-			return count(c->ctx, STREAM_R_REMOTE_ERROR, rc);
-		}
-		if (rc == SHOAL_ETOOBIG)
-			return count(c->ctx, STREAM_R_TOO_BIG, rc);
-		if (rc == SHOAL_EPROTO)
-			return count(c->ctx, STREAM_R_MALFORMED, rc);
-		return count(c->ctx, STREAM_R_LOCAL, rc);
-	}
-	stream_reasm_take(&r, state, len);
-	if (*state == NULL)
-		return count(c->ctx, STREAM_R_LOCAL, SHOAL_ENOMEM);
-	return 0;
+	return recv_state_into(c, &r, state, len);
 }
 
 /* --- handshake and the certificate exchange ------------------------------ */
@@ -990,20 +1006,24 @@ static void linger_for_close(struct stream_conn *c)
 	}
 }
 
-int stream_pushpull_serve(struct stream_ctx *ctx, int conn_fd,
-			  stream_state_fn get_local_state, void *arg,
-			  uint8_t **remote_state, size_t *remote_len,
-			  struct stream_peer *peer, uint64_t now_ms)
+int stream_pushpull_serve_conn(struct stream_conn *c, const struct stream_frame *first,
+			       stream_state_fn get_local_state, void *arg,
+			       uint8_t **remote_state, size_t *remote_len)
 {
-	assert(get_local_state != NULL);
+	assert(c != NULL && first != NULL && get_local_state != NULL);
 	assert(remote_state != NULL && remote_len != NULL);
-	struct stream_conn *c;
+	struct stream_ctx *ctx = c->ctx;
 	uint8_t *mine = NULL, *theirs = NULL;
 	size_t mine_len = 0, theirs_len = 0;
-	int rc = stream_accept(ctx, conn_fd, now_ms, &c, peer);
-	if (rc != 0)
-		goto out;
-	rc = stream_recv_state(c, &theirs, &theirs_len);
+	struct stream_reasm r;
+	stream_reasm_init(&r);
+	int rc = stream_reasm_feed(&r, first);
+	if (rc < 0) {
+		stream_reasm_free(&r);
+		rc = reasm_error(c, first, rc);
+	} else {
+		rc = recv_state_into(c, &r, &theirs, &theirs_len);
+	}
 	if (rc != 0)
 		goto fail;
 	rc = get_local_state(arg, &mine, &mine_len);
@@ -1029,4 +1049,37 @@ out:
 	free(mine);
 	free(theirs);
 	return rc;
+}
+
+int stream_pushpull_serve(struct stream_ctx *ctx, int conn_fd,
+			  stream_state_fn get_local_state, void *arg,
+			  uint8_t **remote_state, size_t *remote_len,
+			  struct stream_peer *peer, uint64_t now_ms)
+{
+	assert(get_local_state != NULL);
+	assert(remote_state != NULL && remote_len != NULL);
+	struct stream_conn *c;
+	int rc = stream_accept(ctx, conn_fd, now_ms, &c, peer);
+	if (rc != 0)
+		return rc;
+	struct stream_frame first;
+	rc = stream_recv_frame(c, &first);
+	if (rc != 0) {
+		conn_abort(c);
+		return rc;
+	}
+	return stream_pushpull_serve_conn(c, &first, get_local_state, arg, remote_state,
+					  remote_len);
+}
+
+void stream_conn_set_deadline(struct stream_conn *c, uint32_t ms)
+{
+	assert(c != NULL);
+	c->deadline_ms = mono_ms() + ms;
+}
+
+int stream_count(struct stream_ctx *ctx, enum stream_reason reason, int rc)
+{
+	assert(ctx != NULL && reason < STREAM_R_COUNT_);
+	return count(ctx, reason, rc);
 }

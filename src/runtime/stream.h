@@ -15,6 +15,9 @@
  *   STATE_CHUNK a non-empty piece of the sender's state
  *   STATE_END   empty; the state is complete (≤ SHOAL_PUSHPULL_BYTES_MAX)
  *   ERROR       text for the peer's log; the sender closes after it
+ *   SYNC        a non-empty replication message (core/sync.h: feed digests,
+ *               records, blob chunks); a stream whose first frame after the
+ *               CERTs is SYNC is a sync session, not a push-pull
  *
  * Push-pull:
  *   client → CERT;  server checks it, → CERT;  client checks it,
@@ -53,6 +56,7 @@ enum stream_frame_type {
 	STREAM_FRAME_STATE_CHUNK = 2,
 	STREAM_FRAME_STATE_END = 3,
 	STREAM_FRAME_ERROR = 4,
+	STREAM_FRAME_SYNC = 5,
 };
 
 struct stream_frame {
@@ -170,6 +174,12 @@ int stream_recv_frame(struct stream_conn *c, struct stream_frame *out) SHOAL_MUS
 int stream_send_state(struct stream_conn *c, const uint8_t *state, size_t len) SHOAL_MUST_CHECK;
 /* Receives a state up to STATE_END; *state is malloc'd (free() it). */
 int stream_recv_state(struct stream_conn *c, uint8_t **state, size_t *len) SHOAL_MUST_CHECK;
+/* Moves the conn's deadline to ms from now (a sync session or a blob
+ * transfer may outlive one push-pull's timeout; the caller bounds it). */
+void stream_conn_set_deadline(struct stream_conn *c, uint32_t ms);
+/* Counts an exchange that ended for `reason` (callers that drive their own
+ * protocol over a conn report how it ended); returns rc. */
+int stream_count(struct stream_ctx *ctx, enum stream_reason reason, int rc);
 /* Sends bytes as they are, unframed: fault injection for tests only. */
 int stream_conn_write_raw(struct stream_conn *c, const uint8_t *p, size_t len) SHOAL_MUST_CHECK;
 /* Sends close_notify, closes the socket, frees c. */
@@ -187,6 +197,13 @@ int stream_pushpull_client(struct stream_ctx *ctx, const struct shoal_addr *to,
  * a malloc'd buffer (the server frees it) and *len; returns 0 or SHOAL_E*. */
 typedef int (*stream_state_fn)(void *arg, uint8_t **state, size_t *len);
 
+/* Server side of a push-pull on an accepted conn whose first frame (a
+ * STATE_CHUNK or STATE_END) the caller already read with
+ * stream_recv_frame: reads the rest of the client's state, sends ours,
+ * closes c (always). */
+int stream_pushpull_serve_conn(struct stream_conn *c, const struct stream_frame *first,
+			       stream_state_fn get_local_state, void *arg,
+			       uint8_t **remote_state, size_t *remote_len) SHOAL_MUST_CHECK;
 /* One push-pull as the server on an accepted socket (owned, always closed):
  * handshake, certificate check, reads the client's state, then calls
  * get_local_state and sends the result. */
