@@ -92,6 +92,14 @@
 #define SHOAL_RECORD_SIG_BYTES         64
 #define SHOAL_RECORD_BYTES_MAX  (SHOAL_RECORD_HEADER_BYTES + SHOAL_RECORD_BODY_MAX + SHOAL_RECORD_SIG_BYTES)
 
+/* --- blobs and releases (DESIGN 4.5, 4.6) -------------------------------- */
+#define SHOAL_BLOB_BYTES_MAX        (256u * 1024 * 1024) /* one content-addressed blob */
+#define SHOAL_BLOB_CHUNK_BYTES_MAX  (60u * 1024)  /* one chunk in a stream frame */
+#define SHOAL_ANNOUNCE_FILES_MAX      8     /* metadata files one announce lists */
+#define SHOAL_RELEASE_TARGETS_MAX    64     /* targets fetched for one release */
+#define SHOAL_RELEASES_KEPT_MAX     256     /* release rows listed by `shoal releases` */
+#define SHOAL_BLOB_PEERS_TRIED_MAX    8     /* peers asked for one blob before giving up */
+
 /* --- simulator ---------------------------------------------------------- */
 #define SHOAL_SIM_NODES_MAX         20000
 #define SHOAL_SIM_EVENTS_MAX     (64u * 1024 * 1024) /* queued sim events */
