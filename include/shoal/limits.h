@@ -91,6 +91,13 @@
 #define SHOAL_RECORD_HEADER_BYTES      85   /* author 32 | seq 8 | prev 32 | kind 1 | time 8 | len 4 */
 #define SHOAL_RECORD_SIG_BYTES         64
 #define SHOAL_RECORD_BYTES_MAX  (SHOAL_RECORD_HEADER_BYTES + SHOAL_RECORD_BODY_MAX + SHOAL_RECORD_SIG_BYTES)
+#define SHOAL_FEED_RECORDS_MAX     1000000  /* records held in all feeds (~0.6 GiB at full bodies) */
+#define SHOAL_FEED_RECORDS_PER_AUTHOR_MAX 50000 /* records held in one author's feed */
+#define SHOAL_FEED_EVIDENCE_MAX       4096  /* evidence rows (equivocations, broken links) in all */
+#define SHOAL_FEED_EVIDENCE_PER_AUTHOR_MAX 8 /* one proves misbehaviour; a few show a pattern */
+#define SHOAL_FEED_RANGE_MAX           256  /* records one feed_range / feed_list call returns */
+#define SHOAL_FEED_GAPS_MAX            256  /* missing ranges one feed_gaps call returns */
+#define SHOAL_FEED_PRUNE_BATCH_MAX    2000  /* rows deleted per transaction while pruning */
 
 /* --- blobs and releases (DESIGN 4.5, 4.6) -------------------------------- */
 #define SHOAL_BLOB_BYTES_MAX        (256u * 1024 * 1024) /* one content-addressed blob */
