@@ -1,0 +1,777 @@
+/* releases.c — the node's release manager (see releases.h). */
+#include "runtime/releases.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shoal/hex.h"
+#include "shoal/limits.h"
+#include "shoal/log.h"
+#include "trust/tuf.h"
+
+#define RELMGR_DIR_BYTES (PATH_MAX - 1200) /* room for names under it */
+
+struct relmgr {
+	pthread_mutex_t mu;
+	sqlite3 *db;
+	struct blobs *blobs;
+	char metadata_dir[RELMGR_DIR_BYTES];
+	char releases_dir[RELMGR_DIR_BYTES];
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS releases ("
+	" ann_author BLOB NOT NULL, ann_seq INTEGER NOT NULL,"
+	" ts_version INTEGER NOT NULL DEFAULT 0, targets_version INTEGER NOT NULL DEFAULT 0,"
+	" state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',"
+	" targets TEXT NOT NULL DEFAULT '[]', updated_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (ann_author, ann_seq));"
+	"CREATE TABLE IF NOT EXISTS release_holders ("
+	" version INTEGER NOT NULL, author BLOB NOT NULL, state TEXT NOT NULL,"
+	" PRIMARY KEY (version, author));";
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int mkdirs(const char *path)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return SHOAL_EIO;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		return SHOAL_EIO;
+	return 0;
+}
+
+int relmgr_open(const char *data_dir, struct blobs *blobs, struct relmgr **out, char *err,
+		size_t errlen)
+{
+	assert(data_dir && blobs && out);
+	*out = NULL;
+	struct relmgr *m = calloc(1, sizeof(*m));
+	if (!m)
+		return SHOAL_ENOMEM;
+	pthread_mutex_init(&m->mu, NULL);
+	m->blobs = blobs;
+	int n1 = snprintf(m->metadata_dir, sizeof(m->metadata_dir), "%s/trust/metadata",
+			  data_dir);
+	int n2 = snprintf(m->releases_dir, sizeof(m->releases_dir), "%s/releases", data_dir);
+	if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof(m->metadata_dir) ||
+	    (size_t)n2 >= sizeof(m->releases_dir)) {
+		snprintf(err, errlen, "data dir '%s' is too long", data_dir);
+		relmgr_close(m);
+		return SHOAL_EINVAL;
+	}
+	char db_path[PATH_MAX];
+	snprintf(db_path, sizeof(db_path), "%s/state.db", data_dir);
+	if (sqlite3_open_v2(db_path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+						     SQLITE_OPEN_FULLMUTEX,
+			    NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(m->db, SHOAL_DB_BUSY_TIMEOUT_MS) != SQLITE_OK ||
+	    sqlite3_exec(m->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(m->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", db_path,
+			 m->db ? sqlite3_errmsg(m->db) : "cannot open");
+		relmgr_close(m);
+		return SHOAL_EDB;
+	}
+	if (mkdirs(m->releases_dir) != 0) {
+		snprintf(err, errlen, "cannot create %s: %s", m->releases_dir, strerror(errno));
+		relmgr_close(m);
+		return SHOAL_EIO;
+	}
+	*out = m;
+	return 0;
+}
+
+void relmgr_close(struct relmgr *m)
+{
+	if (!m)
+		return;
+	sqlite3_close(m->db);
+	pthread_mutex_destroy(&m->mu);
+	free(m);
+}
+
+/* --- state rows ------------------------------------------------------------ */
+
+static void set_state(struct relmgr *m, const struct record *ann, int64_t ts_version,
+		      int64_t targets_version, const char *state, const char *reason,
+		      const char *targets_json)
+{
+	static const char sql[] =
+		"INSERT INTO releases (ann_author, ann_seq, ts_version, targets_version,"
+		" state, reason, targets, updated_ms) VALUES (?,?,?,?,?,?,?,?)"
+		" ON CONFLICT (ann_author, ann_seq) DO UPDATE SET ts_version = excluded.ts_version,"
+		" targets_version = excluded.targets_version, state = excluded.state,"
+		" reason = excluded.reason, targets = excluded.targets,"
+		" updated_ms = excluded.updated_ms";
+	pthread_mutex_lock(&m->mu);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, ann->author, SHOAL_NODE_ID_BYTES, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)ann->seq);
+		sqlite3_bind_int64(st, 3, ts_version);
+		sqlite3_bind_int64(st, 4, targets_version);
+		sqlite3_bind_text(st, 5, state, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, reason ? reason : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 7, targets_json ? targets_json : "[]", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)wall_ms());
+		if (sqlite3_step(st) != SQLITE_DONE)
+			log_warn("release_state_not_saved", "err=\"%s\"", sqlite3_errmsg(m->db));
+		sqlite3_finalize(st);
+	}
+	/* Bounded history: the newest rows only. */
+	char prune[160];
+	snprintf(prune, sizeof(prune),
+		 "DELETE FROM releases WHERE rowid NOT IN (SELECT rowid FROM releases"
+		 " ORDER BY updated_ms DESC LIMIT %d)", SHOAL_RELEASES_KEPT_MAX);
+	sqlite3_exec(m->db, prune, NULL, NULL, NULL);
+	pthread_mutex_unlock(&m->mu);
+}
+
+bool relmgr_seen(struct relmgr *m, const struct record *ann)
+{
+	assert(m && ann);
+	pthread_mutex_lock(&m->mu);
+	sqlite3_stmt *st;
+	bool seen = false;
+	if (sqlite3_prepare_v2(m->db,
+			       "SELECT state FROM releases WHERE ann_author = ? AND ann_seq = ?",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, ann->author, SHOAL_NODE_ID_BYTES, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)ann->seq);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			const char *s = (const char *)sqlite3_column_text(st, 0);
+			seen = s && (strcmp(s, "verified") == 0 || strcmp(s, "rejected") == 0);
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->mu);
+	return seen;
+}
+
+void relmgr_note_health(struct relmgr *m, const uint8_t author[SHOAL_NODE_ID_BYTES],
+			int64_t version, const char *state)
+{
+	assert(m && author && state);
+	pthread_mutex_lock(&m->mu);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(m->db,
+			       "INSERT INTO release_holders (version, author, state) VALUES (?,?,?)"
+			       " ON CONFLICT (version, author) DO UPDATE SET state = excluded.state",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, version);
+		sqlite3_bind_blob(st, 2, author, SHOAL_NODE_ID_BYTES, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+		(void)sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+static int64_t holders(struct relmgr *m, int64_t version)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+	if (sqlite3_prepare_v2(m->db,
+			       "SELECT count(*) FROM release_holders WHERE version = ?"
+			       " AND state IN ('fetched','preflight_ok','active','healthy')",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, version);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	return n;
+}
+
+json_t *relmgr_list(struct relmgr *m)
+{
+	assert(m);
+	json_t *arr = json_array();
+	if (!arr)
+		return NULL;
+	pthread_mutex_lock(&m->mu);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(m->db,
+			       "SELECT ann_author, ann_seq, ts_version, targets_version, state,"
+			       " reason, targets, updated_ms FROM releases"
+			       " ORDER BY updated_ms DESC",
+			       -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			char author[2 * SHOAL_NODE_ID_BYTES + 1] = "";
+			if (sqlite3_column_bytes(st, 0) == SHOAL_NODE_ID_BYTES)
+				hex_encode(sqlite3_column_blob(st, 0), SHOAL_NODE_ID_BYTES,
+					   author);
+			int64_t version = sqlite3_column_int64(st, 3);
+			json_t *targets = json_loads((const char *)sqlite3_column_text(st, 6),
+						     0, NULL);
+			json_t *row = json_pack(
+				"{s:I, s:I, s:s, s:s, s:o, s:s, s:I, s:I, s:I}", "version",
+				(json_int_t)version, "timestamp_version",
+				(json_int_t)sqlite3_column_int64(st, 2), "state",
+				(const char *)sqlite3_column_text(st, 4), "reason",
+				(const char *)sqlite3_column_text(st, 5), "targets",
+				targets ? targets : json_array(), "announced_by", author,
+				"announce_seq", (json_int_t)sqlite3_column_int64(st, 1),
+				"updated_ms", (json_int_t)sqlite3_column_int64(st, 7), "holders",
+				(json_int_t)(version > 0 ? holders(m, version) : 0));
+			if (row)
+				json_array_append_new(arr, row);
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->mu);
+	return json_pack("{s:o}", "releases", arr);
+}
+
+/* --- health bodies ----------------------------------------------------------- */
+
+int relmgr_health_body(int64_t version, const char *state, const char *detail, uint8_t *out,
+		       size_t cap, size_t *len)
+{
+	assert(state && out && len);
+	json_t *j = json_pack("{s:I, s:s, s:s}", "release", (json_int_t)version, "state",
+			      state, "detail", detail ? detail : "");
+	if (!j)
+		return SHOAL_ENOMEM;
+	size_t n = json_dumpb(j, (char *)out, cap, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	if (n == 0 || n > cap)
+		return SHOAL_ETOOBIG;
+	*len = n;
+	return 0;
+}
+
+int relmgr_parse_health(const uint8_t *body, size_t len, int64_t *version, char *state,
+			size_t state_cap)
+{
+	assert(body && version && state && state_cap > 0);
+	json_error_t jerr;
+	json_t *j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *v = j ? json_object_get(j, "release") : NULL;
+	json_t *s = j ? json_object_get(j, "state") : NULL;
+	int rc = SHOAL_EPROTO;
+	if (json_is_integer(v) && json_is_string(s) && json_integer_value(v) > 0 &&
+	    json_string_length(s) < state_cap) {
+		*version = json_integer_value(v);
+		snprintf(state, state_cap, "%s", json_string_value(s));
+		rc = 0;
+	}
+	json_decref(j);
+	return rc;
+}
+
+/* --- publish: a local repository into blobs ---------------------------------- */
+
+/* Reads repo_dir/metadata/NAME (bounded) into a malloc'd buffer. */
+static int read_meta(const char *repo_dir, const char *name, size_t max, uint8_t **out,
+		     size_t *len)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/metadata/%s", repo_dir, name) >= (int)sizeof(path))
+		return SHOAL_EINVAL;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
+	uint8_t *buf = malloc(max + 1);
+	if (!buf) {
+		fclose(f);
+		return SHOAL_ENOMEM;
+	}
+	size_t n = fread(buf, 1, max + 1, f);
+	fclose(f);
+	if (n > max) {
+		free(buf);
+		return SHOAL_ETOOBIG;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int add_file(struct relmgr *m, struct announce *a, uint8_t role, uint32_t version,
+		    const uint8_t *buf, size_t len)
+{
+	if (a->count >= SHOAL_ANNOUNCE_FILES_MAX)
+		return SHOAL_EFULL;
+	if (len > UINT32_MAX)
+		return SHOAL_ETOOBIG;
+	struct announce_file *f = &a->files[a->count];
+	f->role = role;
+	f->version = version;
+	f->length = (uint32_t)len;
+	crypto_hash_sha256(f->sha256, buf, len);
+	int rc = blobs_put(m->blobs, f->sha256, buf, len);
+	if (rc == 0)
+		a->count++;
+	return rc;
+}
+
+/* signed.meta[name].version from a parsed timestamp or snapshot. */
+static int64_t meta_version(const uint8_t *buf, size_t len, const char *name)
+{
+	json_t *j = json_loadb((const char *)buf, len, 0, NULL);
+	json_t *v = json_object_get(json_object_get(json_object_get(json_object_get(j, "signed"),
+								    "meta"),
+						    name),
+				    "version");
+	int64_t out = json_is_integer(v) ? json_integer_value(v) : -1;
+	json_decref(j);
+	return out;
+}
+
+/* Loads "V.NAME" or else "NAME" from the repository. */
+static int read_versioned(const char *repo_dir, int64_t version, const char *name, size_t max,
+			  uint8_t **out, size_t *len)
+{
+	char vname[128];
+	snprintf(vname, sizeof(vname), "%lld.%s", (long long)version, name);
+	int rc = read_meta(repo_dir, vname, max, out, len);
+	if (rc == SHOAL_ENOTFOUND)
+		rc = read_meta(repo_dir, name, max, out, len);
+	return rc;
+}
+
+/* Puts every target of a targets metadata file into the blob store. */
+static int ingest_targets(struct relmgr *m, const char *repo_dir, const uint8_t *buf,
+			  size_t len, char *err, size_t errlen)
+{
+	json_t *j = json_loadb((const char *)buf, len, 0, NULL);
+	json_t *targets = json_object_get(json_object_get(j, "signed"), "targets");
+	if (!json_is_object(targets)) {
+		json_decref(j);
+		snprintf(err, errlen, "targets metadata has no targets object");
+		return SHOAL_EPROTO;
+	}
+	int rc = 0;
+	size_t count = 0;
+	const char *name;
+	json_t *info;
+	json_object_foreach(targets, name, info)
+	{
+		if (++count > SHOAL_RELEASE_TARGETS_MAX) {
+			snprintf(err, errlen, "over %d targets", SHOAL_RELEASE_TARGETS_MAX);
+			rc = SHOAL_EFULL;
+			break;
+		}
+		const char *hex = json_string_value(
+			json_object_get(json_object_get(info, "hashes"), "sha256"));
+		uint8_t hash[32];
+		if (!hex || strlen(hex) != 64 || hex_decode(hex, hash, 32) != 0) {
+			snprintf(err, errlen, "target %s has no sha256", name);
+			rc = SHOAL_EPROTO;
+			break;
+		}
+		const char *base = strrchr(name, '/');
+		base = base ? base + 1 : name;
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/targets/%s.%s", repo_dir, hex, base);
+		if (access(path, R_OK) != 0)
+			snprintf(path, sizeof(path), "%s/targets/%s", repo_dir, name);
+		FILE *f = fopen(path, "rb");
+		if (!f) {
+			snprintf(err, errlen, "target %s: cannot open %s: %s", name, path,
+				 strerror(errno));
+			rc = SHOAL_ENOTFOUND;
+			break;
+		}
+		json_int_t want = json_integer_value(json_object_get(info, "length"));
+		if (want < 0 || (uint64_t)want > SHOAL_BLOB_BYTES_MAX) {
+			fclose(f);
+			snprintf(err, errlen, "target %s: length out of range", name);
+			rc = SHOAL_ETOOBIG;
+			break;
+		}
+		uint8_t *data = malloc((size_t)want + 1);
+		size_t n = data ? fread(data, 1, (size_t)want + 1, f) : 0;
+		fclose(f);
+		if (!data) {
+			rc = SHOAL_ENOMEM;
+			break;
+		}
+		/* A file that is not what the metadata says is left out: every
+		 * node will then reject the release at this target. */
+		if (n == (size_t)want && blobs_put(m->blobs, hash, data, n) == 0) {
+			free(data);
+			continue;
+		}
+		free(data);
+		log_warn("publish_target_mismatch", "target=%s path=%s", name, path);
+	}
+	json_decref(j);
+	return rc;
+}
+
+int relmgr_ingest_repo(struct relmgr *m, const char *repo_dir, struct announce *out,
+		       char *err, size_t errlen)
+{
+	assert(m && repo_dir && out);
+	memset(out, 0, sizeof(*out));
+	uint8_t *ts = NULL, *snap = NULL, *targ = NULL;
+	size_t ts_len = 0, snap_len = 0, targ_len = 0;
+	int rc = read_meta(repo_dir, "timestamp.json", SHOAL_TUF_TIMESTAMP_BYTES_MAX, &ts,
+			   &ts_len);
+	if (rc) {
+		snprintf(err, errlen, "%s/metadata/timestamp.json: %s", repo_dir,
+			 shoal_strerror(rc));
+		goto out;
+	}
+	int64_t snap_v = meta_version(ts, ts_len, "snapshot.json");
+	if (snap_v < 1) {
+		snprintf(err, errlen, "timestamp.json names no snapshot version");
+		rc = SHOAL_EPROTO;
+		goto out;
+	}
+	rc = read_versioned(repo_dir, snap_v, "snapshot.json", SHOAL_TUF_SNAPSHOT_BYTES_MAX,
+			    &snap, &snap_len);
+	if (rc) {
+		snprintf(err, errlen, "snapshot version %lld: %s", (long long)snap_v,
+			 shoal_strerror(rc));
+		goto out;
+	}
+	int64_t targ_v = meta_version(snap, snap_len, "targets.json");
+	if (targ_v < 1) {
+		snprintf(err, errlen, "snapshot names no targets version");
+		rc = SHOAL_EPROTO;
+		goto out;
+	}
+	rc = read_versioned(repo_dir, targ_v, "targets.json", SHOAL_TUF_TARGETS_BYTES_MAX, &targ,
+			    &targ_len);
+	if (rc) {
+		snprintf(err, errlen, "targets version %lld: %s", (long long)targ_v,
+			 shoal_strerror(rc));
+		goto out;
+	}
+	/* Root versions 2..N, newest last, as many as fit beside the others. */
+	uint32_t newest_root = 1;
+	for (uint32_t v = 2; v < 10000; v++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%u.root.json", v);
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/metadata/%s", repo_dir, name);
+		if (access(path, R_OK) != 0)
+			break;
+		newest_root = v;
+	}
+	uint32_t first_root = newest_root >= SHOAL_ANNOUNCE_FILES_MAX - 3 + 1
+				      ? newest_root - (SHOAL_ANNOUNCE_FILES_MAX - 3) + 1
+				      : 2;
+	for (uint32_t v = first_root; v <= newest_root && v >= 2; v++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%u.root.json", v);
+		uint8_t *root;
+		size_t root_len;
+		rc = read_meta(repo_dir, name, SHOAL_TUF_ROOT_BYTES_MAX, &root, &root_len);
+		if (rc == 0) {
+			rc = add_file(m, out, ANNOUNCE_ROOT, v, root, root_len);
+			free(root);
+		}
+		if (rc) {
+			snprintf(err, errlen, "%s: %s", name, shoal_strerror(rc));
+			goto out;
+		}
+	}
+	if ((rc = add_file(m, out, ANNOUNCE_TIMESTAMP,
+			   (uint32_t)meta_version(ts, ts_len, "snapshot.json"), ts, ts_len)) ||
+	    (rc = add_file(m, out, ANNOUNCE_SNAPSHOT, (uint32_t)snap_v, snap, snap_len)) ||
+	    (rc = add_file(m, out, ANNOUNCE_TARGETS, (uint32_t)targ_v, targ, targ_len))) {
+		snprintf(err, errlen, "storing metadata: %s", shoal_strerror(rc));
+		goto out;
+	}
+	rc = ingest_targets(m, repo_dir, targ, targ_len, err, errlen);
+out:
+	free(ts);
+	free(snap);
+	free(targ);
+	return rc;
+}
+
+/* --- processing an announce ---------------------------------------------------- */
+
+struct mesh_fetch {
+	struct relmgr *m;
+	const struct announce *ann;
+	const uint8_t *announcer;
+	relmgr_blob_fn fetch;
+	void *fetch_arg;
+	char err[256];
+};
+
+/* The TUF client's fetcher over the mesh: "mesh:/NAME" is the announce's
+ * blob for NAME; names it does not list do not exist (which is how the
+ * client learns where the root chain ends). */
+static int mesh_fetcher(void *arg, const char *url, size_t max_len, uint8_t **out,
+			size_t *len)
+{
+	struct mesh_fetch *mf = arg;
+	const char *name = strrchr(url, '/');
+	name = name ? name + 1 : url;
+	const struct announce_file *f = announce_lookup(mf->ann, name);
+	if (!f)
+		return SHOAL_ENOTFOUND;
+	if (f->length > max_len)
+		return SHOAL_ETOOBIG;
+	int rc = mf->fetch(mf->fetch_arg, f->sha256, f->length, mf->announcer, mf->err,
+			   sizeof(mf->err));
+	if (rc)
+		return rc;
+	return blobs_read(mf->m->blobs, f->sha256, max_len, out, len);
+}
+
+/* Percent-encodes a target name into one file name component. */
+static void encode_name(const char *in, char *out, size_t cap)
+{
+	static const char hexd[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
+		bool keep = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			    (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-' ||
+			    *p == '~';
+		if (keep && !(o == 0 && *p == '.')) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hexd[*p >> 4];
+			out[o++] = hexd[*p & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+static int write_atomic(const char *dir, const char *name, const uint8_t *data, size_t len)
+{
+	char tmp[2 * PATH_MAX], dst[2 * PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return SHOAL_EIO;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			unlink(tmp);
+			return SHOAL_EIO;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, dst) != 0) {
+		unlink(tmp);
+		return SHOAL_EIO;
+	}
+	return 0;
+}
+
+/* Fetches, checks and installs every top-level target of the verified
+ * targets metadata; fills *summary with [{name,length,sha256}]. */
+static int install_targets(struct relmgr *m, struct mesh_fetch *mf, int64_t version,
+			   json_t **summary, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/targets.json", m->metadata_dir);
+	json_error_t jerr;
+	json_t *doc = json_load_file(path, 0, &jerr);
+	json_t *targets = json_object_get(json_object_get(doc, "signed"), "targets");
+	*summary = json_array();
+	if (!json_is_object(targets) || !*summary) {
+		json_decref(doc);
+		snprintf(err, errlen, "trusted targets.json unreadable: %s", jerr.text);
+		return SHOAL_EIO;
+	}
+	if (json_object_size(targets) > SHOAL_RELEASE_TARGETS_MAX) {
+		json_decref(doc);
+		snprintf(err, errlen, "targets: over %d targets", SHOAL_RELEASE_TARGETS_MAX);
+		return SHOAL_EFULL;
+	}
+	/* Staged beside the final directory and renamed into place whole, so
+	 * DATA/releases/V only ever holds a complete verified release. */
+	char stage[PATH_MAX], final_dir[PATH_MAX];
+	snprintf(stage, sizeof(stage), "%s/.%lld.tmp", m->releases_dir, (long long)version);
+	snprintf(final_dir, sizeof(final_dir), "%s/%lld", m->releases_dir, (long long)version);
+	struct stat st;
+	bool installed = stat(final_dir, &st) == 0;
+	if (!installed && mkdirs(stage) != 0) {
+		json_decref(doc);
+		snprintf(err, errlen, "cannot create %s", stage);
+		return SHOAL_EIO;
+	}
+	int rc = 0;
+	const char *name;
+	json_t *info;
+	json_object_foreach(targets, name, info)
+	{
+		json_t *hashes = json_object_get(info, "hashes");
+		json_int_t length = json_integer_value(json_object_get(info, "length"));
+		const char *hex = json_string_value(json_object_get(hashes, "sha256"));
+		uint8_t hash[32];
+		if (!hex || strlen(hex) != 64 || hex_decode(hex, hash, 32) != 0) {
+			snprintf(err, errlen, "target %s: no sha256 hash to fetch it by", name);
+			rc = SHOAL_EPROTO;
+			break;
+		}
+		if (length < 0 || (uint64_t)length > SHOAL_TUF_TARGET_BYTES_MAX) {
+			snprintf(err, errlen, "target %s: length %lld out of bounds", name,
+				 (long long)length);
+			rc = SHOAL_ETOOBIG;
+			break;
+		}
+		json_array_append_new(*summary, json_pack("{s:s, s:I, s:s}", "name", name,
+							  "length", length, "sha256", hex));
+		if (installed)
+			continue;
+		rc = mf->fetch(mf->fetch_arg, hash, (uint64_t)length, mf->announcer, err,
+			       errlen);
+		uint8_t *data = NULL;
+		size_t len = 0;
+		if (rc == 0)
+			rc = blobs_read(m->blobs, hash, (size_t)length, &data, &len);
+		if (rc == 0)
+			rc = tuf_check_hashes(data, len, hashes, true, length);
+		if (rc) {
+			free(data);
+			if (err[0] == '\0' || rc == SHOAL_EBADMAC)
+				snprintf(err, errlen, "target %s: %s", name,
+					 rc == SHOAL_EBADMAC ? "length or hashes do not match "
+							       "the signed targets metadata"
+							     : shoal_strerror(rc));
+			break;
+		}
+		char enc[PATH_MAX / 4];
+		encode_name(name, enc, sizeof(enc));
+		rc = write_atomic(stage, enc, data, len);
+		free(data);
+		if (rc) {
+			snprintf(err, errlen, "target %s: cannot write it", name);
+			break;
+		}
+	}
+	json_decref(doc);
+	if (!installed && rc == 0 && rename(stage, final_dir) != 0) {
+		snprintf(err, errlen, "cannot install %s: %s", final_dir, strerror(errno));
+		rc = SHOAL_EIO;
+	}
+	if (!installed && rc != 0) {
+		/* Nothing partial stays where releases live. */
+		char cmd_dir[PATH_MAX];
+		snprintf(cmd_dir, sizeof(cmd_dir), "%s", stage);
+		DIR *d = opendir(cmd_dir);
+		if (d) {
+			struct dirent *e;
+			while ((e = readdir(d))) {
+				if (e->d_name[0] == '.' && (e->d_name[1] == '\0' ||
+							    strcmp(e->d_name, "..") == 0))
+					continue;
+				char p[2 * PATH_MAX];
+				snprintf(p, sizeof(p), "%s/%s", cmd_dir, e->d_name);
+				unlink(p);
+			}
+			closedir(d);
+		}
+		rmdir(cmd_dir);
+	}
+	return rc;
+}
+
+static int64_t trusted_version(const char *metadata_dir, const char *file)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", metadata_dir, file);
+	json_t *doc = json_load_file(path, 0, NULL);
+	json_t *v = json_object_get(json_object_get(doc, "signed"), "version");
+	int64_t out = json_is_integer(v) ? json_integer_value(v) : 0;
+	json_decref(doc);
+	return out;
+}
+
+int relmgr_process(struct relmgr *m, const struct record *ann, int64_t now_s,
+		   relmgr_blob_fn fetch, void *fetch_arg, int64_t *targets_version, char *err,
+		   size_t errlen)
+{
+	assert(m && ann && fetch && targets_version && err && errlen > 0);
+	err[0] = '\0';
+	*targets_version = 0;
+	struct announce a;
+	int rc = announce_decode(ann->body, ann->body_len, &a);
+	if (rc) {
+		snprintf(err, errlen, "announce: malformed body (%s)", shoal_strerror(rc));
+		set_state(m, ann, 0, 0, "rejected", err, NULL);
+		return rc;
+	}
+	int64_t ts_v = 0, targ_v = 0;
+	for (uint8_t i = 0; i < a.count; i++) {
+		if (a.files[i].role == ANNOUNCE_TIMESTAMP)
+			ts_v = a.files[i].version;
+		if (a.files[i].role == ANNOUNCE_TARGETS)
+			targ_v = a.files[i].version;
+	}
+	set_state(m, ann, ts_v, targ_v, "fetching", NULL, NULL);
+	char root_path[PATH_MAX];
+	snprintf(root_path, sizeof(root_path), "%s/root.json", m->metadata_dir);
+	if (access(root_path, R_OK) != 0) {
+		snprintf(err, errlen, "no trusted root on this node (shoal trust set-root)");
+		set_state(m, ann, ts_v, targ_v, "rejected", err, NULL);
+		return SHOAL_ESTATE;
+	}
+	struct mesh_fetch mf = {.m = m, .ann = &a, .announcer = ann->author, .fetch = fetch,
+				.fetch_arg = fetch_arg};
+	struct tuf_fetcher fetcher = {mesh_fetcher, &mf};
+	struct tuf_client *c = NULL;
+	rc = tuf_client_new(m->metadata_dir, "mesh:", &fetcher, &c);
+	if (rc == 0)
+		rc = tuf_client_refresh(c, now_s);
+	if (rc) {
+		const char *why = c ? tuf_client_error(c) : shoal_strerror(rc);
+		if (mf.err[0])
+			snprintf(err, errlen, "%s (%s)", why, mf.err);
+		else
+			snprintf(err, errlen, "%s", why);
+		tuf_client_free(c);
+		set_state(m, ann, ts_v, targ_v, "rejected", err, NULL);
+		return rc;
+	}
+	tuf_client_free(c);
+	/* The trusted targets version now: the announce's, unless it named
+	 * files the client never needed. */
+	targ_v = trusted_version(m->metadata_dir, "targets.json");
+	json_t *summary = NULL;
+	rc = install_targets(m, &mf, targ_v, &summary, err, errlen);
+	char *targets_json = summary ? json_dumps(summary, JSON_COMPACT) : NULL;
+	json_decref(summary);
+	if (rc) {
+		set_state(m, ann, ts_v, targ_v, "rejected", err, targets_json);
+		free(targets_json);
+		return rc;
+	}
+	set_state(m, ann, ts_v, targ_v, "verified", NULL, targets_json);
+	free(targets_json);
+	*targets_version = targ_v;
+	return 0;
+}
