@@ -18,6 +18,11 @@
  * One internal polling thread serves every connection, so the query
  * function is never called concurrently. libmicrohttpd bounds the request
  * line and headers by SHOAL_HTTP_CONN_MEMORY_BYTES_MAX (431/414 beyond).
+ *
+ * libmicrohttpd is loaded with dlopen by the first http_start, not linked:
+ * the HTTP interface is off by default, and Debian's libmicrohttpd brings
+ * gnutls, p11-kit, nettle, gmp and more, which an agent without --http
+ * should not map. Its functions are called through the mhd table below.
  */
 #include "runtime/http.h"
 
@@ -26,6 +31,7 @@
 #include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -37,6 +43,7 @@
 #include <sys/socket.h>
 
 #include "shoal/addr.h"
+#include "shoal/dynlib.h"
 #include "shoal/limits.h"
 #include "shoal/log.h"
 
@@ -52,6 +59,52 @@ struct http_server {
 	char start_err[ERR_BYTES_MAX];
 	char page_csp[CSP_BYTES_MAX];
 };
+
+/* --- libmicrohttpd, loaded on first use ------------------------------------ */
+
+static struct {
+	enum MHD_Result (*add_response_header)(struct MHD_Response *r, const char *header,
+					       const char *content);
+	struct MHD_Response *(*create_response_from_buffer)(size_t size, void *buffer,
+							    enum MHD_ResponseMemoryMode mode);
+	enum MHD_Result (*queue_response)(struct MHD_Connection *c, unsigned int status,
+					  struct MHD_Response *r);
+	void (*destroy_response)(struct MHD_Response *r);
+	const char *(*lookup_connection_value)(struct MHD_Connection *c, enum MHD_ValueKind kind,
+					       const char *key);
+	int (*get_connection_values)(struct MHD_Connection *c, enum MHD_ValueKind kind,
+				     MHD_KeyValueIterator it, void *it_cls);
+	struct MHD_Daemon *(*start_daemon)(unsigned int flags, uint16_t port,
+					   MHD_AcceptPolicyCallback apc, void *apc_cls,
+					   MHD_AccessHandlerCallback dh, void *dh_cls, ...);
+	const union MHD_DaemonInfo *(*get_daemon_info)(struct MHD_Daemon *d,
+						       enum MHD_DaemonInfoType type, ...);
+	void (*stop_daemon)(struct MHD_Daemon *d);
+} mhd;
+
+static const struct dynlib_sym mhd_syms[] = {
+	{"MHD_add_response_header", &mhd.add_response_header},
+	{"MHD_create_response_from_buffer", &mhd.create_response_from_buffer},
+	{"MHD_queue_response", &mhd.queue_response},
+	{"MHD_destroy_response", &mhd.destroy_response},
+	{"MHD_lookup_connection_value", &mhd.lookup_connection_value},
+	{"MHD_get_connection_values", &mhd.get_connection_values},
+	{"MHD_start_daemon", &mhd.start_daemon},
+	{"MHD_get_daemon_info", &mhd.get_daemon_info},
+	{"MHD_stop_daemon", &mhd.stop_daemon},
+};
+
+static pthread_once_t mhd_once = PTHREAD_ONCE_INIT;
+static int mhd_load_rc = SHOAL_EIO;
+static char mhd_load_err[ERR_BYTES_MAX];
+
+static void load_mhd(void)
+{
+	void *h;
+	mhd_load_rc = dynlib_open("libmicrohttpd.so.12", "libmicrohttpd12", mhd_syms,
+				  sizeof(mhd_syms) / sizeof(mhd_syms[0]), &h, mhd_load_err,
+				  sizeof(mhd_load_err));
+}
 
 /* --- the dashboard ----------------------------------------------------------
  * Self-contained: no external assets. The script and style are allowed by
@@ -452,12 +505,12 @@ static bool host_is_loopback(const char *host)
 
 static void common_headers(struct MHD_Response *r, const char *type, const char *csp)
 {
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, "Content-Security-Policy", csp);
-	MHD_add_response_header(r, "X-Frame-Options", "DENY");
-	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	mhd.add_response_header(r, "X-Content-Type-Options", "nosniff");
+	mhd.add_response_header(r, "Content-Security-Policy", csp);
+	mhd.add_response_header(r, "X-Frame-Options", "DENY");
+	mhd.add_response_header(r, "Referrer-Policy", "no-referrer");
+	mhd.add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }
 
 static const char csp_data[] = "default-src 'none'; frame-ancestors 'none'";
@@ -467,14 +520,14 @@ static enum MHD_Result send_owned(struct MHD_Connection *c, unsigned status,
 				  const char *type, const char *csp, char *body, size_t len)
 {
 	struct MHD_Response *r =
-		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+		mhd.create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (r == NULL) {
 		free(body);
 		return MHD_NO;
 	}
 	common_headers(r, type, csp);
-	enum MHD_Result ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
+	enum MHD_Result ret = mhd.queue_response(c, status, r);
+	mhd.destroy_response(r);
 	return ret;
 }
 
@@ -482,15 +535,15 @@ static enum MHD_Result send_static(struct MHD_Connection *c, unsigned status,
 				   const char *type, const char *csp, const char *body,
 				   const char *allow)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
+	struct MHD_Response *r = mhd.create_response_from_buffer(
 		strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
 	if (r == NULL)
 		return MHD_NO;
 	common_headers(r, type, csp);
 	if (allow)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-	enum MHD_Result ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
+		mhd.add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	enum MHD_Result ret = mhd.queue_response(c, status, r);
+	mhd.destroy_response(r);
 	return ret;
 }
 
@@ -544,11 +597,11 @@ static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connectio
 
 static bool has_body(struct MHD_Connection *c)
 {
-	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	const char *cl = mhd.lookup_connection_value(c, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl != NULL && strcmp(cl, "0") != 0)
 		return true;
-	return MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	return mhd.lookup_connection_value(c, MHD_HEADER_KIND,
 					   MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
 }
 
@@ -567,13 +620,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  "method not allowed: this interface is read-only (GET, HEAD)\n");
 	if (*upload_data_size != 0 || has_body(c))
 		return send_error(c, MHD_HTTP_BAD_REQUEST, "request bodies are not accepted\n");
-	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	const char *host = mhd.lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
 	if (host != NULL && !host_is_loopback(host))
 		return send_error(c, MHD_HTTP_FORBIDDEN,
 				  "Host must be localhost, 127.0.0.1 or [::1]\n");
 	if (strlen(url) > SHOAL_HTTP_PATH_BYTES_MAX)
 		return send_error(c, MHD_HTTP_URI_TOO_LONG, "path too long\n");
-	if (MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) != 0)
+	if (mhd.get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) != 0)
 		return send_error(c, MHD_HTTP_BAD_REQUEST, "query strings are not accepted\n");
 
 	if (strcmp(url, "/") == 0)
@@ -636,6 +689,12 @@ int http_start(const char *bind, http_query_fn fn, void *arg,
 		snprintf(err, errlen, "http: libsodium init failed");
 		return SHOAL_EINVAL;
 	}
+	pthread_once(&mhd_once, load_mhd);
+	if (mhd_load_rc != 0) {
+		snprintf(err, errlen, "http: %s", mhd_load_err);
+		return mhd_load_rc;
+	}
+	assert(mhd.start_daemon != NULL);
 	struct http_server *s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		snprintf(err, errlen, "http: out of memory");
@@ -667,7 +726,7 @@ int http_start(const char *bind, http_query_fn fn, void *arg,
 		flags |= MHD_USE_IPv6;
 	}
 	atomic_store(&s->starting, true);
-	s->d = MHD_start_daemon(
+	s->d = mhd.start_daemon(
 		flags, a.port, NULL, NULL, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -684,7 +743,7 @@ int http_start(const char *bind, http_query_fn fn, void *arg,
 	}
 	/* from here on the logger runs on the server thread and logs */
 	atomic_store(&s->starting, false);
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	const union MHD_DaemonInfo *info = mhd.get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : a.port;
 	assert(s->port != 0);
 	char addr_s[SHOAL_ADDR_STR_MAX];
@@ -705,6 +764,6 @@ void http_stop(struct http_server *srv)
 	if (srv == NULL)
 		return;
 	assert(srv->d != NULL);
-	MHD_stop_daemon(srv->d);
+	mhd.stop_daemon(srv->d);
 	free(srv);
 }

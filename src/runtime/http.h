@@ -33,8 +33,11 @@ struct http_server;
 
 /* Serves on bind ("127.0.0.1:PORT", "[::1]:PORT"; any 127.0.0.0/8 address;
  * PORT 0 picks a free port, see http_port). Anything not loopback is refused
- * with SHOAL_EINVAL. Returns 0, SHOAL_EINVAL, SHOAL_EIO (cannot listen) or
- * SHOAL_ENOMEM with err set; on error nothing is left running. */
+ * with SHOAL_EINVAL. The first call loads libmicrohttpd.so.12 (dlopen; the
+ * library is not linked, so agents without HTTP never map it). Returns 0,
+ * SHOAL_EINVAL, SHOAL_EIO (cannot listen), SHOAL_ENOTFOUND or SHOAL_EVERSION
+ * (libmicrohttpd missing or too old; err names the package) or SHOAL_ENOMEM,
+ * with err set; on error nothing is left running. */
 int http_start(const char *bind, http_query_fn fn, void *arg,
 	       struct http_server **out, char *err, size_t errlen) SHOAL_MUST_CHECK;
 
