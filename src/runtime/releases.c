@@ -387,10 +387,13 @@ static int ingest_targets(struct relmgr *m, const char *repo_dir, const uint8_t 
 			rc = SHOAL_EPROTO;
 			break;
 		}
-		const char *base = strrchr(name, '/');
-		base = base ? base + 1 : name;
+		/* Consistent snapshots: targets/DIR/HASH.BASENAME. */
+		const char *slash = strrchr(name, '/');
+		const char *base = slash ? slash + 1 : name;
+		int dir_len = slash ? (int)(slash - name + 1) : 0;
 		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/targets/%s.%s", repo_dir, hex, base);
+		snprintf(path, sizeof(path), "%s/targets/%.*s%s.%s", repo_dir, dir_len, name, hex,
+			 base);
 		if (access(path, R_OK) != 0)
 			snprintf(path, sizeof(path), "%s/targets/%s", repo_dir, name);
 		FILE *f = fopen(path, "rb");
@@ -647,8 +650,9 @@ static int install_targets(struct relmgr *m, struct mesh_fetch *mf, int64_t vers
 							  "length", length, "sha256", hex));
 		if (installed)
 			continue;
-		rc = mf->fetch(mf->fetch_arg, hash, (uint64_t)length, mf->announcer, err,
-			       errlen);
+		char why[256] = "";
+		rc = mf->fetch(mf->fetch_arg, hash, (uint64_t)length, mf->announcer, why,
+			       sizeof(why));
 		uint8_t *data = NULL;
 		size_t len = 0;
 		if (rc == 0)
@@ -657,11 +661,11 @@ static int install_targets(struct relmgr *m, struct mesh_fetch *mf, int64_t vers
 			rc = tuf_check_hashes(data, len, hashes, true, length);
 		if (rc) {
 			free(data);
-			if (err[0] == '\0' || rc == SHOAL_EBADMAC)
-				snprintf(err, errlen, "target %s: %s", name,
-					 rc == SHOAL_EBADMAC ? "length or hashes do not match "
-							       "the signed targets metadata"
-							     : shoal_strerror(rc));
+			snprintf(err, errlen, "target %s: %s", name,
+				 rc == SHOAL_EBADMAC ? "length or hashes do not match the "
+						       "signed targets metadata"
+				 : why[0]	     ? why
+						     : shoal_strerror(rc));
 			break;
 		}
 		char enc[PATH_MAX / 4];
