@@ -17,6 +17,7 @@ extern const struct cli_command cmd_version;
 extern const struct cli_command cmd_tuf;
 extern const struct cli_command cmd_status;
 extern const struct cli_command cmd_members;
+extern const struct cli_command cmd_releases;
 extern const struct cli_command cmd_fleet;
 extern const struct cli_command cmd_init;
 extern const struct cli_command cmd_agent;
@@ -31,6 +32,7 @@ const struct cli_command *const cli_commands[] = {
 	&cmd_leave,
 	&cmd_status,
 	&cmd_members,
+	&cmd_releases,
 	&cmd_tuf,
 	&cmd_version,
 	&cmd_demo,
