@@ -193,6 +193,25 @@ void relmgr_note_health(struct relmgr *m, const uint8_t author[SHOAL_NODE_ID_BYT
 	pthread_mutex_unlock(&m->mu);
 }
 
+bool relmgr_holds(struct relmgr *m, const uint8_t author[SHOAL_NODE_ID_BYTES], int64_t version)
+{
+	assert(m && author);
+	pthread_mutex_lock(&m->mu);
+	sqlite3_stmt *st;
+	bool holds = false;
+	if (sqlite3_prepare_v2(m->db,
+			       "SELECT 1 FROM release_holders WHERE version = ? AND author = ?"
+			       " AND state IN ('fetched','preflight_ok','active','healthy')",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, version);
+		sqlite3_bind_blob(st, 2, author, SHOAL_NODE_ID_BYTES, SQLITE_STATIC);
+		holds = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->mu);
+	return holds;
+}
+
 static int64_t holders(struct relmgr *m, int64_t version)
 {
 	sqlite3_stmt *st;
@@ -522,6 +541,7 @@ struct mesh_fetch {
 	const uint8_t *announcer;
 	relmgr_blob_fn fetch;
 	void *fetch_arg;
+	bool fetch_failed; /* a blob could not be had (as opposed to verified bad) */
 	char err[256];
 };
 
@@ -541,8 +561,10 @@ static int mesh_fetcher(void *arg, const char *url, size_t max_len, uint8_t **ou
 		return SHOAL_ETOOBIG;
 	int rc = mf->fetch(mf->fetch_arg, f->sha256, f->length, mf->announcer, mf->err,
 			   sizeof(mf->err));
-	if (rc)
+	if (rc) {
+		mf->fetch_failed = true;
 		return rc;
+	}
 	return blobs_read(mf->m->blobs, f->sha256, max_len, out, len);
 }
 
@@ -653,6 +675,8 @@ static int install_targets(struct relmgr *m, struct mesh_fetch *mf, int64_t vers
 		char why[256] = "";
 		rc = mf->fetch(mf->fetch_arg, hash, (uint64_t)length, mf->announcer, why,
 			       sizeof(why));
+		if (rc)
+			mf->fetch_failed = true;
 		uint8_t *data = NULL;
 		size_t len = 0;
 		if (rc == 0)
@@ -715,7 +739,7 @@ static int64_t trusted_version(const char *metadata_dir, const char *file)
 	return out;
 }
 
-int relmgr_process(struct relmgr *m, const struct record *ann, int64_t now_s,
+int relmgr_process(struct relmgr *m, const struct record *ann, int64_t now_s, bool final,
 		   relmgr_blob_fn fetch, void *fetch_arg, int64_t *targets_version, char *err,
 		   size_t errlen)
 {
@@ -758,6 +782,10 @@ int relmgr_process(struct relmgr *m, const struct record *ann, int64_t now_s,
 		else
 			snprintf(err, errlen, "%s", why);
 		tuf_client_free(c);
+		if (mf.fetch_failed && !final) {
+			set_state(m, ann, ts_v, targ_v, "fetching", err, NULL);
+			return SHOAL_ECONN;
+		}
 		set_state(m, ann, ts_v, targ_v, "rejected", err, NULL);
 		return rc;
 	}
@@ -770,9 +798,10 @@ int relmgr_process(struct relmgr *m, const struct record *ann, int64_t now_s,
 	char *targets_json = summary ? json_dumps(summary, JSON_COMPACT) : NULL;
 	json_decref(summary);
 	if (rc) {
-		set_state(m, ann, ts_v, targ_v, "rejected", err, targets_json);
+		bool retry = mf.fetch_failed && !final;
+		set_state(m, ann, ts_v, targ_v, retry ? "fetching" : "rejected", err, targets_json);
 		free(targets_json);
-		return rc;
+		return retry ? SHOAL_ECONN : rc;
 	}
 	set_state(m, ann, ts_v, targ_v, "verified", NULL, targets_json);
 	free(targets_json);

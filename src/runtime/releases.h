@@ -61,10 +61,16 @@ bool relmgr_seen(struct relmgr *m, const struct record *announce);
 /* Processes one announce record end to end (see above). Returns 0 when the
  * release was verified and stored (*targets_version set), SHOAL_EBADSIG /
  * SHOAL_EREPLAY / SHOAL_EEXPIRED / ... when it was rejected (reason in
- * err, and recorded), or another SHOAL_E* for a local failure. */
+ * err, and recorded), or another SHOAL_E* for a local failure. When a blob
+ * could not be fetched (no peer had it yet) and final is false, the
+ * announce stays in state fetching and SHOAL_ECONN is returned: try again
+ * later; with final true that is a rejection too. */
 int relmgr_process(struct relmgr *m, const struct record *announce, int64_t now_s,
-		   relmgr_blob_fn fetch, void *fetch_arg, int64_t *targets_version,
+		   bool final, relmgr_blob_fn fetch, void *fetch_arg, int64_t *targets_version,
 		   char *err, size_t errlen) SHOAL_MUST_CHECK;
+
+/* True if author's health records say it holds release `version`. */
+bool relmgr_holds(struct relmgr *m, const uint8_t author[SHOAL_NODE_ID_BYTES], int64_t version);
 
 /* Notes a health record's claim (author holds release `version` in
  * `state`), for the holder counts. */

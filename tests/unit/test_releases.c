@@ -132,7 +132,7 @@ static void good_release_is_verified_and_installed(void **state)
 	int64_t v = 0;
 	char err[512];
 	assert_false(relmgr_seen(f->m, &rec));
-	int rc = relmgr_process(f->m, &rec, NOW_S, local_fetch, f, &v, err, sizeof(err));
+	int rc = relmgr_process(f->m, &rec, NOW_S, true, local_fetch, f, &v, err, sizeof(err));
 	if (rc)
 		fail_msg("process: %s", err);
 	assert_int_equal(v, 1);
@@ -184,11 +184,11 @@ static void reject_then_accept(const char *name, const char *bad, int want_rc,
 	char err[512];
 	if (strcmp(bad, "s2") == 0) { /* rollback: first accept s1 */
 		publish(f, name, "s1", &rec);
-		assert_int_equal(relmgr_process(f->m, &rec, NOW_S, local_fetch, f, &v, err,
+		assert_int_equal(relmgr_process(f->m, &rec, NOW_S, true, local_fetch, f, &v, err,
 						sizeof(err)), 0);
 	}
 	publish(f, name, bad, &rec);
-	int rc = relmgr_process(f->m, &rec, NOW_S, local_fetch, f, &v, err, sizeof(err));
+	int rc = relmgr_process(f->m, &rec, NOW_S, true, local_fetch, f, &v, err, sizeof(err));
 	if (rc != want_rc)
 		fail_msg("%s/%s: rc %d (%s), want %d", name, bad, rc, err, want_rc);
 	if (!strstr(err, want_reason))
@@ -198,7 +198,7 @@ static void reject_then_accept(const char *name, const char *bad, int want_rc,
 	json_decref(j);
 	if (good) {
 		publish(f, name, good, &rec);
-		rc = relmgr_process(f->m, &rec, NOW_S, local_fetch, f, &v, err, sizeof(err));
+		rc = relmgr_process(f->m, &rec, NOW_S, true, local_fetch, f, &v, err, sizeof(err));
 		if (rc)
 			fail_msg("%s/%s after rejection: %s", name, good, err);
 	}
@@ -217,6 +217,24 @@ static void rollback_is_rejected(void **state)
 	reject_then_accept("rollback_timestamp", "s2", SHOAL_EREPLAY, "timestamp", NULL);
 }
 
+static void missing_blob_waits_then_is_rejected(void **state)
+{
+	(void)state;
+	/* No peer holds the target yet: not final, so the announce waits. */
+	struct fx *f = fx_new("wrong_target_hash");
+	struct record rec;
+	publish(f, "wrong_target_hash", "s1", &rec);
+	int64_t v;
+	char err[512];
+	assert_int_equal(relmgr_process(f->m, &rec, NOW_S, false, local_fetch, f, &v, err,
+					sizeof(err)), SHOAL_ECONN);
+	json_t *j;
+	assert_string_equal(state_of(f, &rec, &j), "fetching");
+	json_decref(j);
+	assert_false(relmgr_seen(f->m, &rec));
+	fx_free(f);
+}
+
 static void wrong_target_hash_is_rejected(void **state)
 {
 	(void)state;
@@ -231,7 +249,7 @@ static void root_rotation_is_followed(void **state)
 	publish(f, "root_rotation", "s1", &rec);
 	int64_t v;
 	char err[512];
-	int rc = relmgr_process(f->m, &rec, NOW_S, local_fetch, f, &v, err, sizeof(err));
+	int rc = relmgr_process(f->m, &rec, NOW_S, true, local_fetch, f, &v, err, sizeof(err));
 	if (rc)
 		fail_msg("%s", err);
 	char path[4096];
@@ -259,7 +277,7 @@ static void malformed_announce_is_rejected(void **state)
 	memcpy(rec.body, "\x01\x00\x00", 3);
 	int64_t v;
 	char err[512];
-	assert_int_not_equal(relmgr_process(f->m, &rec, NOW_S, local_fetch, f, &v, err,
+	assert_int_not_equal(relmgr_process(f->m, &rec, NOW_S, true, local_fetch, f, &v, err,
 					    sizeof(err)), 0);
 	assert_non_null(strstr(err, "announce"));
 	char path[4096];
@@ -274,6 +292,7 @@ int main(void)
 		cmocka_unit_test(good_release_is_verified_and_installed),
 		cmocka_unit_test(below_threshold_is_rejected_then_next_accepted),
 		cmocka_unit_test(rollback_is_rejected),
+		cmocka_unit_test(missing_blob_waits_then_is_rejected),
 		cmocka_unit_test(wrong_target_hash_is_rejected),
 		cmocka_unit_test(root_rotation_is_followed),
 		cmocka_unit_test(malformed_announce_is_rejected),
