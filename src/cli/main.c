@@ -18,6 +18,7 @@ extern const struct cli_command cmd_tuf;
 extern const struct cli_command cmd_status;
 extern const struct cli_command cmd_members;
 extern const struct cli_command cmd_releases;
+extern const struct cli_command cmd_log;
 extern const struct cli_command cmd_fleet;
 extern const struct cli_command cmd_init;
 extern const struct cli_command cmd_agent;
@@ -33,6 +34,7 @@ const struct cli_command *const cli_commands[] = {
 	&cmd_status,
 	&cmd_members,
 	&cmd_releases,
+	&cmd_log,
 	&cmd_tuf,
 	&cmd_version,
 	&cmd_demo,
