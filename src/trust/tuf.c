@@ -337,6 +337,31 @@ static bool role_rotated(const json_t *before, const json_t *after)
 	return !before || !after || !json_equal((json_t *)before, (json_t *)after);
 }
 
+int tuf_root_check_next(const struct tuf_md *trusted, const struct tuf_md *next, char *err,
+			size_t err_size)
+{
+	assert(trusted && trusted->type == TUF_TYPE_ROOT && trusted->signed_obj);
+	assert(next && next->type == TUF_TYPE_ROOT && next->signed_obj && err && err_size);
+	err[0] = '\0';
+	/* 5.3.4: a threshold of the old root keys, then of the new ones */
+	int rc = tuf_md_verify(trusted, "root", next);
+	if (rc) {
+		snprintf(err, err_size, "not signed by a threshold of the trusted root keys");
+		return rc;
+	}
+	rc = tuf_md_verify(next, "root", next);
+	if (rc) {
+		snprintf(err, err_size, "not signed by a threshold of its own root keys");
+		return rc;
+	}
+	/* 5.3.5: the signed version must be exactly N+1 */
+	if (next->version != trusted->version + 1) {
+		snprintf(err, err_size, "file says version %" PRId64, next->version);
+		return next->version <= trusted->version ? SHOAL_EREPLAY : SHOAL_EPROTO;
+	}
+	return 0;
+}
+
 static int update_root(struct tuf_client *c)
 {
 	json_t *ts_keys = role_keys(&c->root, "timestamp");
@@ -362,25 +387,11 @@ static int update_root(struct tuf_client *c)
 			fail(c, rc, "root %" PRId64 ": parse", next);
 			goto out;
 		}
-		/* 5.3.4: a threshold of the old root keys, then of the new ones */
-		rc = tuf_md_verify(&c->root, "root", &nr);
+		char why[128];
+		rc = tuf_root_check_next(&c->root, &nr, why, sizeof(why)); /* 5.3.4, 5.3.5 */
 		if (rc) {
 			tuf_md_clear(&nr);
-			fail(c, rc, "root %" PRId64 ": not signed by a threshold of the trusted root keys", next);
-			goto out;
-		}
-		rc = tuf_md_verify(&nr, "root", &nr);
-		if (rc) {
-			tuf_md_clear(&nr);
-			fail(c, rc, "root %" PRId64 ": not signed by a threshold of its own root keys", next);
-			goto out;
-		}
-		/* 5.3.5: the signed version must be exactly N+1 */
-		if (nr.version != next) {
-			int64_t got = nr.version;
-			tuf_md_clear(&nr);
-			rc = got < next ? SHOAL_EREPLAY : SHOAL_EPROTO;
-			fail(c, rc, "root %" PRId64 ": file says version %" PRId64, next, got);
+			fail(c, rc, "root %" PRId64 ": %s", next, why);
 			goto out;
 		}
 		rc = write_atomic(c->dir, "root.json", nr.raw, nr.raw_len);

@@ -100,6 +100,15 @@ bool tuf_path_match(const char *pattern, const char *path);
 int tuf_check_hashes(const uint8_t *buf, size_t len, const json_t *hashes, bool have_length,
 		     int64_t length) SHOAL_MUST_CHECK;
 
+/* Spec 5.3.4-5.3.5, one link of the root chain: next must carry a threshold
+ * of signatures from trusted's root keys and from its own root keys, and be
+ * numbered exactly trusted->version + 1. Expiry is not checked (5.3.10 is
+ * for the last root of a chain). Returns 0, SHOAL_EBADSIG, SHOAL_EREPLAY
+ * (not newer), SHOAL_EPROTO (skips a version) or SHOAL_ENOMEM; err says
+ * which check failed. Used by the client and by the trust anchor. */
+int tuf_root_check_next(const struct tuf_md *trusted, const struct tuf_md *next, char *err,
+			size_t err_size) SHOAL_MUST_CHECK;
+
 struct tuf_client;
 
 /* Verifies root_bytes as a self-signed root (threshold of its own root keys;
