@@ -116,6 +116,23 @@
 #define SHOAL_REPO_GENERATION_FILES_MAX 1024 /* files in one published metadata generation */
 #define SHOAL_REPO_DIR_DEPTH_MAX       16   /* '/' in a target name; depth a cleanup walks */
 
+/* --- dissemination: eager push and anti-entropy sync (DESIGN 4.5) ------ */
+#define SHOAL_REPL_FANOUT_MAX            16   /* peers one push round sends to */
+#define SHOAL_REPL_RECORDS_PER_PACKET_MAX 8   /* records in one push payload */
+#define SHOAL_REPL_QUEUE_COUNT_MAX     1024   /* records waiting for push retransmits */
+#define SHOAL_REPL_PEERS_MAX   SHOAL_MEMBERS_MAX /* peers the core picks from */
+#define SHOAL_SYNC_MSG_BYTES_MAX (SHOAL_TCP_FRAME_BYTES_MAX - 5) /* one sync message: a stream frame's payload */
+#define SHOAL_SYNC_BUCKETS              256   /* digest buckets (first byte of the author) */
+#define SHOAL_SYNC_DIGEST_BYTES          16   /* BLAKE2b of one bucket's heads */
+#define SHOAL_SYNC_FEEDS_MAX          32768   /* heads one side holds or lists in a session */
+#define SHOAL_SYNC_WANTS_MAX           8192   /* ranges one side requests in a session */
+#define SHOAL_SYNC_RANGE_COUNT_MAX     4096   /* seqs in one requested range */
+#define SHOAL_SYNC_RECORDS_MAX        65536   /* records one side requests in a session (~43 MiB) */
+#define SHOAL_SYNC_FRAMES_MAX          4096   /* messages sent + received in one session */
+#define SHOAL_SYNC_TIMEOUT_MS        120000   /* one whole sync session over a stream */
+#define SHOAL_BLOB_PEERS_MAX             64   /* candidate peers one blob download tracks */
+#define SHOAL_BLOB_PEER_FAILURES_MAX      3   /* transport failures before a peer is dropped for a blob */
+
 /* --- simulator ---------------------------------------------------------- */
 #define SHOAL_SIM_NODES_MAX         20000
 #define SHOAL_SIM_EVENTS_MAX     (64u * 1024 * 1024) /* queued sim events */
