@@ -93,6 +93,7 @@
 #define SHOAL_RECORD_BYTES_MAX  (SHOAL_RECORD_HEADER_BYTES + SHOAL_RECORD_BODY_MAX + SHOAL_RECORD_SIG_BYTES)
 #define SHOAL_FEED_RECORDS_MAX     1000000  /* records held in all feeds (~0.6 GiB at full bodies) */
 #define SHOAL_FEED_RECORDS_PER_AUTHOR_MAX 50000 /* records held in one author's feed */
+#define SHOAL_FEED_AUTHORS_MAX      32768  /* feeds (authors) held; sync lists every head (<= SHOAL_SYNC_FEEDS_MAX) */
 #define SHOAL_FEED_EVIDENCE_MAX       4096  /* evidence rows (equivocations, broken links) in all */
 #define SHOAL_FEED_EVIDENCE_PER_AUTHOR_MAX 8 /* one proves misbehaviour; a few show a pattern */
 #define SHOAL_FEED_RANGE_MAX           256  /* records one feed_range / feed_list call returns */

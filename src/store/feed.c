@@ -311,6 +311,7 @@ void feed_limits_default(struct feed_limits *l)
 	l->records_per_author_max = SHOAL_FEED_RECORDS_PER_AUTHOR_MAX;
 	l->evidence_max = SHOAL_FEED_EVIDENCE_MAX;
 	l->evidence_per_author_max = SHOAL_FEED_EVIDENCE_PER_AUTHOR_MAX;
+	l->authors_max = SHOAL_FEED_AUTHORS_MAX;
 	assert(l->records_per_author_max <= l->records_max);
 }
 
@@ -322,7 +323,8 @@ int feed_set_limits(struct feed *f, const struct feed_limits *l)
 	    l->records_per_author_max > SHOAL_FEED_RECORDS_PER_AUTHOR_MAX ||
 	    l->evidence_max == 0 || l->evidence_max > SHOAL_FEED_EVIDENCE_MAX ||
 	    l->evidence_per_author_max == 0 ||
-	    l->evidence_per_author_max > SHOAL_FEED_EVIDENCE_PER_AUTHOR_MAX)
+	    l->evidence_per_author_max > SHOAL_FEED_EVIDENCE_PER_AUTHOR_MAX ||
+	    l->authors_max == 0 || l->authors_max > SHOAL_FEED_AUTHORS_MAX)
 		return fail(f, SHOAL_EINVAL, "feed limits: each must be 1..its limits.h bound");
 	pthread_mutex_lock(&f->mu);
 	f->lim = *l;
@@ -818,6 +820,16 @@ static int insert_record(struct feed *f, const struct record *r,
 	if (total < 0 || (uint64_t)total >= f->lim.records_max)
 		return fail(f, SHOAL_EFULL, "the store holds %lld records, its bound (wait for retention)",
 			    (long long)total);
+	if (!a->present) {
+		/* O(authors), only when a new author appears. */
+		int64_t authors = 0;
+		rc = count_rows(f, "SELECT count(*) FROM feed_authors", NULL, &authors);
+		if (rc)
+			return rc;
+		if ((uint64_t)authors >= f->lim.authors_max)
+			return fail(f, SHOAL_EFULL, "the store holds feeds of %lld authors, its bound",
+				    (long long)authors);
+	}
 	sqlite3_stmt *st = NULL;
 	rc = prepare(f, "INSERT INTO feed_records (" RECORD_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 		     &st);

@@ -89,6 +89,7 @@ struct feed_limits {
 	uint64_t records_per_author_max; /* <= SHOAL_FEED_RECORDS_PER_AUTHOR_MAX */
 	uint64_t evidence_max;           /* <= SHOAL_FEED_EVIDENCE_MAX */
 	uint64_t evidence_per_author_max;/* <= SHOAL_FEED_EVIDENCE_PER_AUTHOR_MAX */
+	uint64_t authors_max;            /* <= SHOAL_FEED_AUTHORS_MAX */
 };
 
 /* One author's feed as held here: what anti-entropy digests are built on. */
@@ -221,7 +222,8 @@ int feed_set_limits(struct feed *f, const struct feed_limits *l) SHOAL_MUST_CHEC
  *   seq pruned by retention and not held: FEED_STALE (returns 0);
  *   links with held seq-1 and seq+1: else SHOAL_EPROTO with
  *     *res = FEED_BROKEN_LINK, evidence kept, author marked;
- *   bounds: SHOAL_EFULL (per-author or total records), nothing stored;
+ *   bounds: SHOAL_EFULL (per-author or total records, or a new author
+ *     beyond authors_max), nothing stored;
  *   then stored: FEED_NEW or FEED_NEW_GAP.
  * now_ms is this node's wall clock, recorded as received_ms (retention is
  * by received time, so an author's clock cannot keep its records alive).

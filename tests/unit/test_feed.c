@@ -963,6 +963,22 @@ static void bounds_refuse_with_efull(void **state)
 	assert_int_equal(put_ok(f, &b.r[3], 3000), FEED_NEW);
 	assert_int_equal(feed_append(f, own.sk, RECORD_HEALTH, T0, "x", 1, NULL), 0);
 	assert_verified(f);
+
+	/* Authors are bounded too: a fourth author is refused, known ones
+	 * still grow. */
+	struct chain d;
+	chain_make(&d, 22, 1);
+	lim.records_max = SHOAL_FEED_RECORDS_MAX;
+	lim.authors_max = 3;
+	assert_int_equal(feed_set_limits(f, &lim), 0);
+	assert_int_equal(feed_put(f, &d.r[0], 3000, &res), SHOAL_EFULL);
+	assert_non_null(strstr(feed_errmsg(), "authors"));
+	assert_int_equal(put_ok(f, &a.r[6], 3000), FEED_NEW);
+	lim.authors_max = 0;
+	assert_int_equal(feed_set_limits(f, &lim), SHOAL_EINVAL);
+	assert_int_equal(feed_stats(f, &st), 0);
+	assert_int_equal(st.authors, 3);
+	chain_free(&d);
 	feed_close(f);
 	chain_free(&a);
 	chain_free(&b);
