@@ -4,6 +4,7 @@
  *
  *   [agent]       data, bind, join (repeatable), log_level, http
  *   [membership]  the SWIM/Lifeguard timings of struct member_config
+ *   [replication] anti-entropy interval, feed retention
  *
  * Keys are unique across sections, so `--probe-interval-ms 500` names
  * [membership] probe_interval_ms without its section. Every value is checked
@@ -50,6 +51,9 @@ struct shoal_config {
 	uint32_t push_pull_interval_ms;
 	uint32_t dead_reclaim_ms;
 	uint32_t reconnect_interval_ms;
+	/* [replication] */
+	uint32_t sync_interval_ms;
+	uint32_t feed_retention_s;
 	/* Set once a --join flag was applied: flags replace the file's seeds
 	 * rather than add to them. */
 	bool join_from_flags;

@@ -74,6 +74,10 @@ static const struct key_def keys[] = {
 	    "forget dead/left members after this; 0 = keep"),
 	U32("membership", reconnect_interval_ms, 0, 86400000, 30000,
 	    "try a push-pull with a random dead member (heals partitions); 0 = off"),
+	U32("replication", sync_interval_ms, 0, 86400000, 10000,
+	    "anti-entropy sync with a random member (mean interval); 0 = off"),
+	U32("replication", feed_retention_s, 0, 315360000, 604800,
+	    "drop received feed records older than this (each feed's head is kept); 0 = keep all"),
 };
 
 #define KEYS_COUNT (sizeof keys / sizeof keys[0])
@@ -368,13 +372,14 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (x->err_line)
 		return 1; /* report only the first error */
 	if (section[0] == '\0') {
-		errf(x->err, x->errlen, "%s:%d: %s: key outside any section (put it under [agent] "
-			"or [membership])", x->path, line, name);
+		errf(x->err, x->errlen, "%s:%d: %s: key outside any section (put it under [agent], "
+			"[membership] or [replication])", x->path, line, name);
 		goto fail;
 	}
-	if (strcmp(section, "agent") != 0 && strcmp(section, "membership") != 0) {
-		errf(x->err, x->errlen, "%s:%d: [%s]: unknown section (expected [agent] or "
-			"[membership])", x->path, line, section);
+	if (strcmp(section, "agent") != 0 && strcmp(section, "membership") != 0 &&
+	    strcmp(section, "replication") != 0) {
+		errf(x->err, x->errlen, "%s:%d: [%s]: unknown section (expected [agent], "
+			"[membership] or [replication])", x->path, line, section);
 		goto fail;
 	}
 	const struct key_def *k = find_key(name);

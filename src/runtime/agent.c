@@ -1,15 +1,19 @@
 /*
- * agent.c — the agent process: the membership core under libuv.
+ * agent.c — the agent process: the membership core and the replication
+ * driver (runtime/replica.h) under libuv.
  *
  * Threads and ownership:
- *   loop thread   owns the core, the seal context, the store, the UDP socket,
- *                 timers and the control socket. Every core call happens here.
- *   listener      accept()s push-pull connections and hands each to a
+ *   loop thread   owns the membership core, the replication core, the seal
+ *                 context, the store, the UDP socket, timers and the control
+ *                 socket. Every core call happens here.
+ *   listener      accept()s stream connections and hands each to a
  *                 short-lived connection thread (at most SHOAL_TCP_CONNS_MAX).
- *   connection    runs the blocking TLS push-pull; asks the loop for the local
- *                 state (state_req, answered in async_cb) and queues the
- *                 remote state for the loop to merge.
+ *   connection    runs the TLS handshake, then by the first frame either a
+ *                 push-pull (asks the loop for the local state — state_req,
+ *                 answered in on_async — and queues the remote state for the
+ *                 loop to merge) or a replication stream (replica_serve).
  *   libuv pool    runs outgoing push-pulls (uv_queue_work).
+ *   replica       its own sync and release threads (see replica.h).
  *
  * The core sees monotonic milliseconds; certificates are checked against the
  * wall clock. After every input the core's outputs are drained (packets are
@@ -22,6 +26,7 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -37,8 +42,10 @@
 #include <uv.h>
 
 #include "core/membership.h"
+#include "core/replication.h"
 #include "runtime/control.h"
 #include "runtime/http.h"
+#include "runtime/replica.h"
 #include "runtime/seal.h"
 #include "runtime/stream.h"
 #include "shoal/hex.h"
@@ -95,6 +102,8 @@ struct agent {
 	bool seal_ready;
 	struct stream_ctx *stream;
 	struct store *store;
+	struct replica *rep;
+	bool peers_dirty;            /* membership changed: tell the replica */
 	struct control_server *ctl;
 	struct http_server *http;
 	struct shoal_addr bind, advertise;
@@ -114,12 +123,14 @@ struct agent {
 	struct state_req *state_reqs;     /* guarded by mu */
 	struct remote_state *remotes;     /* guarded by mu */
 	int conns_active;                 /* guarded by mu */
+	bool async_closed;                /* guarded by mu */
 	atomic_bool stopping;
 
 	struct shoal_addr seeds[SHOAL_SEEDS_MAX];
 	size_t seeds_count;
 	int jobs_active;
 	bool leaving, closing, members_dirty;
+	bool trim_due;                    /* a push-pull freed its buffers */
 	uint64_t start_wall_ms;
 
 	uint8_t udp_rx[SHOAL_UDP_PACKET_BYTES_MAX + 64];
@@ -238,20 +249,43 @@ static void log_event(struct agent *a, const struct member_event *ev)
 	a->members_dirty = true;
 }
 
-static void send_packet(struct agent *a, const struct member_out *o)
+static void send_payload(struct agent *a, const struct shoal_addr *to, const uint8_t *data,
+			 size_t n)
 {
 	size_t len;
-	int rc = seal_packet(&a->seal, o->data, o->len, a->udp_tx, sizeof(a->udp_tx), &len);
+	int rc = seal_packet(&a->seal, data, n, a->udp_tx, sizeof(a->udp_tx), &len);
 	if (rc) {
 		a->udp_send_errors++;
 		return;
 	}
 	struct sockaddr_storage ss;
-	to_sockaddr(&o->to, &ss);
+	to_sockaddr(to, &ss);
 	uv_buf_t buf = uv_buf_init((char *)a->udp_tx, (unsigned)len);
 	/* Best effort, like the network itself: a full socket buffer drops. */
 	if (uv_udp_try_send(&a->udp, &buf, 1, (const struct sockaddr *)&ss) < 0)
 		a->udp_send_errors++;
+}
+
+/* The replica's view of who is alive (alive or suspect, self excluded). */
+static void update_peers(struct agent *a)
+{
+	size_t n = member_core_count(a->core), k = 0;
+	struct replica_peer *p = calloc(n ? n : 1, sizeof(*p));
+	if (!p)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct member_info info;
+		if (member_core_get(a->core, i, &info) != 0 || info.is_self ||
+		    (info.state != MEMBER_ALIVE && info.state != MEMBER_SUSPECT))
+			continue;
+		p[k].gid = info.gid;
+		memcpy(p[k].id, info.ident->id, SHOAL_NODE_ID_BYTES);
+		p[k].addr = info.ident->addr;
+		k++;
+	}
+	replica_set_peers(a->rep, p, k);
+	free(p);
+	a->peers_dirty = false;
 }
 
 static void drain(struct agent *a)
@@ -260,23 +294,29 @@ static void drain(struct agent *a)
 	while (member_core_poll(a->core, &o)) {
 		switch (o.kind) {
 		case MEMBER_OUT_PACKET:
-			send_packet(a, &o);
+			send_payload(a, &o.to, o.data, o.len);
 			break;
 		case MEMBER_OUT_PUSHPULL:
 			start_pushpull(a, &o);
 			break;
 		case MEMBER_OUT_EVENT:
 			log_event(a, &o.ev);
+			a->peers_dirty = true;
 			break;
 		}
 	}
+	if (a->peers_dirty && a->rep)
+		update_peers(a);
 	arm_timer(a);
 }
 
 static void on_core_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
-	member_core_tick(a->core, mono_ms());
+	uint64_t now = mono_ms();
+	member_core_tick(a->core, now);
+	if (a->rep)
+		replica_loop_work(a->rep, now);
 	drain(a);
 }
 
@@ -286,6 +326,11 @@ static void arm_timer(struct agent *a)
 		return;
 	uint64_t now = mono_ms();
 	uint64_t next = member_core_next_deadline(a->core);
+	if (a->rep) {
+		uint64_t rn = replica_next_deadline(a->rep);
+		if (rn < next)
+			next = rn;
+	}
 	uint64_t wait = next > now ? next - now : 0;
 	if (wait > 60000)
 		wait = 60000; /* wake at least once a minute */
@@ -327,6 +372,13 @@ static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 	struct shoal_addr src;
 	if (!from_sockaddr(from, &src))
 		return;
+	if (repl_is_payload(payload, plen)) {
+		if (a->rep)
+			replica_on_packet(a->rep, member_dir_find(a->dir, sender.node_id), payload,
+					  plen, mono_ms());
+		arm_timer(a);
+		return;
+	}
 	member_core_recv_packet(a->core, sender.node_id, &src, payload, plen, mono_ms());
 	drain(a);
 }
@@ -374,6 +426,7 @@ static void pp_done(uv_work_t *req, int status)
 	free(j->local);
 	free(j->remote);
 	free(j);
+	a->trim_due = true;
 }
 
 static void start_pushpull(struct agent *a, const struct member_out *o)
@@ -474,9 +527,19 @@ static void *conn_main(void *arg)
 	uint8_t *remote = NULL;
 	size_t remote_len = 0;
 	struct stream_peer peer;
-	int rc = stream_pushpull_serve(a->stream, ca->fd, conn_get_state, a, &remote,
-				       &remote_len, &peer, wall_ms());
+	struct stream_conn *c = NULL;
+	struct stream_frame first;
+	int rc = stream_accept(a->stream, ca->fd, wall_ms(), &c, &peer);
 	free(ca);
+	if (rc == 0 && (rc = stream_recv_frame(c, &first)) != 0)
+		stream_close(c);
+	if (rc == 0 && first.type == STREAM_FRAME_SYNC) {
+		replica_serve(a->rep, c, &first, &peer);
+		rc = SHOAL_ENOTFOUND; /* no membership state to merge */
+	} else if (rc == 0) {
+		rc = stream_pushpull_serve_conn(c, &first, conn_get_state, a, &remote,
+						&remote_len);
+	}
 	pthread_mutex_lock(&a->mu);
 	if (rc == 0 && !atomic_load(&a->stopping)) {
 		struct remote_state *r = malloc(sizeof(*r));
@@ -554,6 +617,7 @@ static void on_async(uv_async_t *h)
 	}
 	a->state_reqs = NULL;
 	struct remote_state *list = a->remotes;
+	bool work = a->rep != NULL && !a->closing;
 	a->remotes = NULL;
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->mu);
@@ -567,7 +631,10 @@ static void on_async(uv_async_t *h)
 		}
 		free(r->buf);
 		free(r);
+		a->trim_due = true;
 	}
+	if (work)
+		replica_loop_work(a->rep, mono_ms());
 	if (!a->closing)
 		drain(a);
 }
@@ -598,6 +665,16 @@ static void on_save_timer(uv_timer_t *t)
 	struct agent *a = t->data;
 	if (a->members_dirty)
 		save_members(a);
+	/* A TLS push-pull allocates ~200 KiB (handshake, records, states) and
+	 * frees it all; glibc keeps freed pages inside the heap resident. Give
+	 * them back at most once per save interval, and only after a push-pull
+	 * (by then its connection thread has freed its TLS state too). */
+	if (a->trim_due) {
+		a->trim_due = false;
+#ifdef __GLIBC__
+		malloc_trim(0);
+#endif
+	}
 }
 
 static void on_rejoin_timer(uv_timer_t *t)
@@ -620,6 +697,7 @@ static void close_all(struct agent *a)
 	if (a->store && a->core)
 		save_members(a);
 	atomic_store(&a->stopping, true);
+	replica_stop(a->rep); /* its threads and served streams wind down */
 	pthread_mutex_lock(&a->mu);
 	pthread_cond_broadcast(&a->cond); /* waiters for the loop give up */
 	pthread_mutex_unlock(&a->mu);
@@ -653,6 +731,9 @@ static void close_all(struct agent *a)
 		uv_close((uv_handle_t *)&a->leave_timer, NULL);
 		uv_close((uv_handle_t *)&a->sigterm, NULL);
 		uv_close((uv_handle_t *)&a->sigint, NULL);
+		pthread_mutex_lock(&a->mu);
+		a->async_closed = true;
+		pthread_mutex_unlock(&a->mu);
 		uv_close((uv_handle_t *)&a->async, NULL);
 		a->handles_open = false;
 	}
@@ -726,7 +807,7 @@ static json_t *status_json(struct agent *a)
 		"udp_oversized", (json_int_t)a->udp_oversized);
 	struct stream_stats ss;
 	stream_stats_get(a->stream, &ss);
-	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:b,s:I,s:{s:I,s:I,s:I,s:I},s:o,s:o,s:o}",
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:b,s:I,s:{s:I,s:I,s:I,s:I},s:o,s:o,s:o,s:o}",
 			 "name", a->ident.cert.name, "id", id, "fleet", fleet,
 			 "addr", addr_format(&a->advertise, addr),
 			 "incarnation", (json_int_t)member_core_incarnation(a->core),
@@ -739,7 +820,8 @@ static json_t *status_json(struct agent *a)
 			 "left", (json_int_t)counts[MEMBER_LEFT],
 			 "counters", counters,
 			 "drops", seal_stats_json(&a->seal.stats),
-			 "streams", stream_stats_json(&ss));
+			 "streams", stream_stats_json(&ss),
+			 "replication", replica_status(a->rep));
 }
 
 static json_t *members_json(struct agent *a)
@@ -791,10 +873,36 @@ static json_t *on_control(void *arg, const json_t *req)
 		agent_leave(a, "command");
 		return json_pack("{s:b}", "leaving", 1);
 	}
+	if (strcmp(cmd, "releases") == 0)
+		return replica_releases(a->rep);
+	if (strcmp(cmd, "publish") == 0) {
+		const char *repo = json_string_value(json_object_get(req, "repo"));
+		if (!repo || repo[0] != '/')
+			return json_pack("{s:s}", "error",
+					 "publish needs \"repo\": an absolute directory path");
+		json_t *reply = replica_publish(a->rep, repo, mono_ms());
+		drain(a);
+		return reply;
+	}
 	return json_pack("{s:s}", "error", "unknown command");
 }
 
 /* --- start-up ---------------------------------------------------------------- */
+
+static void hook_send(void *arg, const struct shoal_addr *to, const uint8_t *p, size_t n)
+{
+	send_payload(arg, to, p, n);
+}
+
+/* From any thread; never after close_all closed the async handle. */
+static void hook_wake(void *arg)
+{
+	struct agent *a = arg;
+	pthread_mutex_lock(&a->mu);
+	if (!a->async_closed)
+		uv_async_send(&a->async);
+	pthread_mutex_unlock(&a->mu);
+}
 
 static int start(struct agent *a)
 {
@@ -883,6 +991,13 @@ static int start(struct agent *a)
 		return SHOAL_ECRYPTO;
 	}
 
+	struct replica_config rcfg = {
+		.sync_interval_ms = a->cfg.sync_interval_ms,
+		.gossip_interval_ms = a->cfg.gossip_interval_ms,
+		.retention_ms = a->cfg.feed_retention_s * 1000u,
+	};
+	struct replica_hooks hooks = {.arg = a, .send = hook_send, .wake = hook_wake};
+
 	char bindstr[SHOAL_ADDR_STR_MAX];
 	addr_format(&a->bind, bindstr);
 	rc = stream_listen(&a->bind, &a->listen_fd);
@@ -904,6 +1019,12 @@ static int start(struct agent *a)
 	a->udp.data = a->core_timer.data = a->save_timer.data = a->rejoin_timer.data = a;
 	a->leave_timer.data = a->sigterm.data = a->sigint.data = a->async.data = a;
 	a->handles_open = true;
+	rc = replica_open(a->cfg.data, &a->ident, member_core_self_gid(a->core), a->stream, &rcfg,
+			  &hooks, mono_ms(), &a->rep, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "shoal agent: replication: %s\n", err);
+		return rc;
+	}
 
 	struct sockaddr_storage ss;
 	to_sockaddr(&a->bind, &ss);
@@ -967,6 +1088,13 @@ int agent_run(const struct shoal_config *cfg)
 	pthread_cond_init(&a->cond, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	shoal_log_set_level(cfg->log_level);
+#ifdef __GLIBC__
+	/* One malloc arena for every thread: glibc otherwise gives each thread
+	 * that allocates (libuv pool, push-pull connections) an arena of its
+	 * own, each keeping 100-300 KiB resident. The agent allocates at a
+	 * few hundred calls a second at most, so one lock is no contention. */
+	mallopt(M_ARENA_MAX, 1);
+#endif
 
 	int rc = start(a);
 	if (rc == 0)
@@ -979,6 +1107,7 @@ int agent_run(const struct shoal_config *cfg)
 	}
 	if (a->listen_fd >= 0)
 		close(a->listen_fd);
+	replica_close(a->rep); /* its threads use the stream context */
 	if (a->seal_ready)
 		seal_ctx_free(&a->seal);
 	stream_ctx_free(a->stream);

@@ -19,6 +19,7 @@
 #include "shoal/hex.h"
 #include "shoal/limits.h"
 #include "shoal/log.h"
+#include "trust/anchor.h"
 #include "trust/tuf.h"
 
 #define RELMGR_DIR_BYTES (PATH_MAX - 1200) /* room for names under it */
@@ -27,6 +28,7 @@ struct relmgr {
 	pthread_mutex_t mu;
 	sqlite3 *db;
 	struct blobs *blobs;
+	char data_dir[RELMGR_DIR_BYTES];
 	char metadata_dir[RELMGR_DIR_BYTES];
 	char releases_dir[RELMGR_DIR_BYTES];
 };
@@ -76,10 +78,12 @@ int relmgr_open(const char *data_dir, struct blobs *blobs, struct relmgr **out, 
 		return SHOAL_ENOMEM;
 	pthread_mutex_init(&m->mu, NULL);
 	m->blobs = blobs;
+	int n0 = snprintf(m->data_dir, sizeof(m->data_dir), "%s", data_dir);
 	int n1 = snprintf(m->metadata_dir, sizeof(m->metadata_dir), "%s/trust/metadata",
 			  data_dir);
 	int n2 = snprintf(m->releases_dir, sizeof(m->releases_dir), "%s/releases", data_dir);
-	if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof(m->metadata_dir) ||
+	if (n0 < 0 || n1 < 0 || n2 < 0 || (size_t)n0 >= sizeof(m->data_dir) ||
+	    (size_t)n1 >= sizeof(m->metadata_dir) ||
 	    (size_t)n2 >= sizeof(m->releases_dir)) {
 		snprintf(err, errlen, "data dir '%s' is too long", data_dir);
 		relmgr_close(m);
@@ -247,6 +251,10 @@ json_t *relmgr_list(struct relmgr *m)
 				hex_encode(sqlite3_column_blob(st, 0), SHOAL_NODE_ID_BYTES,
 					   author);
 			int64_t version = sqlite3_column_int64(st, 3);
+			const char *state = (const char *)sqlite3_column_text(st, 4);
+			/* Holders count members that hold this version; a rejected
+			 * announce of the same number is not what they hold. */
+			bool verified = state && strcmp(state, "verified") == 0;
 			json_t *targets = json_loads((const char *)sqlite3_column_text(st, 6),
 						     0, NULL);
 			json_t *row = json_pack(
@@ -258,7 +266,7 @@ json_t *relmgr_list(struct relmgr *m)
 				targets ? targets : json_array(), "announced_by", author,
 				"announce_seq", (json_int_t)sqlite3_column_int64(st, 1),
 				"updated_ms", (json_int_t)sqlite3_column_int64(st, 7), "holders",
-				(json_int_t)(version > 0 ? holders(m, version) : 0));
+				(json_int_t)(version > 0 && verified ? holders(m, version) : 0));
 			if (row)
 				json_array_append_new(arr, row);
 		}
@@ -761,10 +769,14 @@ int relmgr_process(struct relmgr *m, const struct record *ann, int64_t now_s, bo
 			targ_v = a.files[i].version;
 	}
 	set_state(m, ann, ts_v, targ_v, "fetching", NULL, NULL);
-	char root_path[PATH_MAX];
-	snprintf(root_path, sizeof(root_path), "%s/root.json", m->metadata_dir);
-	if (access(root_path, R_OK) != 0) {
-		snprintf(err, errlen, "no trusted root on this node (shoal trust set-root)");
+	/* The operator's anchor (shoal init --root, shoal trust set-root) is
+	 * where every refresh starts from, unless rotations took us further. */
+	char md[PATH_MAX];
+	rc = anchor_prepare(m->data_dir, md, sizeof(md), err, errlen);
+	if (rc) {
+		if (rc == SHOAL_ENOTFOUND)
+			snprintf(err, errlen, "no trusted root on this node (shoal trust "
+			     "set-root)");
 		set_state(m, ann, ts_v, targ_v, "rejected", err, NULL);
 		return SHOAL_ESTATE;
 	}

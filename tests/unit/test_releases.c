@@ -13,6 +13,7 @@
 #include "testutil.h"
 
 #include "runtime/releases.h"
+#include "trust/anchor.h"
 #include "trust/tuf.h"
 
 #define NOW_S 1798761600 /* 2027-01-01T00:00:00Z, the fixtures' clock */
@@ -55,10 +56,9 @@ static struct fx *fx_new(const char *fixture_name)
 	char *root = fixture(fixture_name, "root.json");
 	size_t len;
 	uint8_t *bytes = slurp(root, &len);
-	snprintf(md, sizeof(md), "%s/trust", f->dir);
-	assert_int_equal(mkdir(md, 0700), 0);
-	snprintf(md, sizeof(md), "%s/trust/metadata", f->dir);
-	assert_int_equal(tuf_init_root(md, bytes, len, err, sizeof(err)), 0);
+	(void)md;
+	if (anchor_init(f->dir, bytes, len, err, sizeof(err)) != 0)
+		fail_msg("anchor_init: %s", err);
 	free(bytes);
 	free(root);
 	crypto_sign_keypair(f->pk, f->sk);
@@ -264,6 +264,23 @@ static void root_rotation_is_followed(void **state)
 	fx_free(f);
 }
 
+static void no_trusted_root_is_rejected(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new("basic_ed25519");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/trust", f->dir);
+	tu_rmtree(path);
+	struct record rec;
+	publish(f, "basic_ed25519", "s1", &rec);
+	int64_t v;
+	char err[512];
+	assert_int_not_equal(relmgr_process(f->m, &rec, NOW_S, true, local_fetch, f, &v, err,
+					    sizeof(err)), 0);
+	assert_non_null(strstr(err, "no trusted root"));
+	fx_free(f);
+}
+
 static void malformed_announce_is_rejected(void **state)
 {
 	(void)state;
@@ -295,6 +312,7 @@ int main(void)
 		cmocka_unit_test(missing_blob_waits_then_is_rejected),
 		cmocka_unit_test(wrong_target_hash_is_rejected),
 		cmocka_unit_test(root_rotation_is_followed),
+		cmocka_unit_test(no_trusted_root_is_rejected),
 		cmocka_unit_test(malformed_announce_is_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
