@@ -18,6 +18,8 @@ extern const struct cli_command cmd_tuf;
 extern const struct cli_command cmd_status;
 extern const struct cli_command cmd_members;
 extern const struct cli_command cmd_releases;
+extern const struct cli_command cmd_release;
+extern const struct cli_command cmd_trust;
 extern const struct cli_command cmd_log;
 extern const struct cli_command cmd_fleet;
 extern const struct cli_command cmd_init;
@@ -34,6 +36,8 @@ const struct cli_command *const cli_commands[] = {
 	&cmd_status,
 	&cmd_members,
 	&cmd_releases,
+	&cmd_release,
+	&cmd_trust,
 	&cmd_log,
 	&cmd_tuf,
 	&cmd_version,

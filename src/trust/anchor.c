@@ -311,11 +311,17 @@ int anchor_set_root_chain(const char *data_dir, const uint8_t *const *roots, con
 			}
 			continue;
 		}
+		if (next.version > cur.version + 1) { /* say what is missing, before any signature */
+			rc = errf(err, errlen, SHOAL_EPROTO, "root file %zu is version %" PRId64 " but the "
+				  "trusted root is version %" PRId64 ": give every version in between, "
+				  "in order", i + 1, next.version, cur.version);
+			tuf_md_clear(&next);
+			goto out;
+		}
 		rc = tuf_root_check_next(&cur, &next, why, sizeof(why));
 		if (rc) {
 			errf(err, errlen, rc, "root version %" PRId64 " does not chain from the trusted "
-			     "root version %" PRId64 ": %s%s", next.version, cur.version, why,
-			     rc == SHOAL_EPROTO ? " (give every version in between, in order)" : "");
+			     "root version %" PRId64 ": %s", next.version, cur.version, why);
 			tuf_md_clear(&next);
 			goto out;
 		}
