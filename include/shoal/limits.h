@@ -119,12 +119,13 @@
 
 /* --- dissemination: eager push and anti-entropy sync (DESIGN 4.5) ------ */
 #define SHOAL_REPL_FANOUT_MAX            16   /* peers one push round sends to */
-#define SHOAL_REPL_RECORDS_PER_PACKET_MAX 8   /* records in one push payload */
+#define SHOAL_REPL_RECORDS_PER_PACKET_MAX 5   /* records in one push payload: 5 of the smallest fill it */
 #define SHOAL_REPL_QUEUE_COUNT_MAX     1024   /* records waiting for push retransmits */
 #define SHOAL_REPL_PEERS_MAX   SHOAL_MEMBERS_MAX /* peers the core picks from */
 #define SHOAL_SYNC_MSG_BYTES_MAX (SHOAL_TCP_FRAME_BYTES_MAX - 5) /* one sync message: a stream frame's payload */
 #define SHOAL_SYNC_BUCKETS              256   /* digest buckets (first byte of the author) */
 #define SHOAL_SYNC_DIGEST_BYTES          16   /* BLAKE2b of one bucket's heads */
+#define SHOAL_SYNC_DIGEST_GAP_CALLS_MAX 1024   /* store gaps() calls one digest makes for feeds with holes */
 #define SHOAL_SYNC_FEEDS_MAX          32768   /* heads one side holds or lists in a session */
 #define SHOAL_SYNC_WANTS_MAX           8192   /* ranges one side requests in a session */
 #define SHOAL_SYNC_RANGE_COUNT_MAX     4096   /* seqs in one requested range */

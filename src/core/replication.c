@@ -25,6 +25,11 @@
 _Static_assert(REPL_PAYLOAD_HEADER_BYTES + 2 + SHOAL_RECORD_BYTES_MAX <=
 		       SHOAL_UDP_PAYLOAD_BYTES_MAX,
 	       "a largest record fits one push payload");
+_Static_assert(REPL_PAYLOAD_HEADER_BYTES +
+		       (SHOAL_REPL_RECORDS_PER_PACKET_MAX + 1) *
+			       (2 + SHOAL_RECORD_HEADER_BYTES + SHOAL_RECORD_SIG_BYTES) >
+		       SHOAL_UDP_PAYLOAD_BYTES_MAX,
+	       "the count bound never cuts a payload short");
 _Static_assert(SHOAL_REPL_QUEUE_COUNT_MAX <= UINT16_MAX, "queue indices fit u16");
 
 struct pq_entry {

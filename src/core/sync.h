@@ -19,7 +19,10 @@
  *   want   = author(32) | from_seq(u64) | count(u32)
  *            (from_seq ≥ 1, 1 ≤ count ≤ SHOAL_SYNC_RANGE_COUNT_MAX)
  *   digest = BLAKE2b-128 over the bucket's heads (author-sorted, encoded as
- *            above); all zeros for an empty bucket. Bucket = author[0].
+ *            above), each head of a feed with holes followed by its gaps
+ *            (first(u64) | last(u64) each, in order, as far as
+ *            SHOAL_SYNC_DIGEST_GAP_CALLS_MAX store calls reach); all zeros
+ *            for an empty bucket. Bucket = author[0].
  *   flags  = HEADS_DONE 1 | WANTS_DONE 2 | FIN 4; FIN needs both others.
  *   chunk  = len ≤ SHOAL_BLOB_CHUNK_BYTES_MAX, offset + len ≤ total ≤
  *            SHOAL_BLOB_BYTES_MAX, len = 0 only at offset = total.

@@ -168,6 +168,43 @@ static void encode_head(const struct sync_head *h, uint8_t buf[SYNC_HEAD_BYTES])
 	assert(wr_ok(&w) && w.len == SYNC_HEAD_BYTES);
 }
 
+/* Two stores can hold the same head and count with different holes
+ * (1-6,8-25 and 1-11,13-25): the heads alone would digest equal and
+ * neither would fill the other's hole. So a feed with holes also digests
+ * its gap list, as far as SHOAL_SYNC_DIGEST_GAP_CALLS_MAX store calls per
+ * digest reach (past that, such feeds digest by head only and are repaired
+ * by peers whose heads differ). */
+static int digest_holes(struct sync_session *s, const struct repl_head *h,
+			crypto_generichash_state *st, unsigned *calls)
+{
+	if (h->count - 1 >= h->seq_max - h->seq_min)
+		return 0; /* contiguous */
+	struct repl_gap g[REPL_GAPS_BATCH];
+	uint64_t from = h->seq_min;
+	while (*calls < SHOAL_SYNC_DIGEST_GAP_CALLS_MAX) {
+		size_t n = 0;
+		(*calls)++;
+		int rc = s->ops->gaps(s->store, h->author, from, REPL_GAPS_BATCH, g, &n);
+		if (rc)
+			return rc;
+		if (n > REPL_GAPS_BATCH)
+			return SHOAL_EINVAL;
+		for (size_t k = 0; k < n; k++) {
+			if (g[k].first > g[k].last || g[k].first < from || g[k].last >= h->seq_max)
+				return SHOAL_EINVAL; /* gaps lie inside the held span, in order */
+			uint8_t enc[16];
+			struct wr w = wr_init(enc, sizeof(enc));
+			wr_u64(&w, g[k].first);
+			wr_u64(&w, g[k].last);
+			crypto_generichash_update(st, enc, sizeof(enc));
+			from = g[k].last + 1;
+		}
+		if (n < REPL_GAPS_BATCH)
+			break;
+	}
+	return 0;
+}
+
 /* Takes our heads from the store and digests them per bucket. */
 static int snapshot(struct sync_session *s)
 {
@@ -189,6 +226,7 @@ static int snapshot(struct sync_session *s)
 			return SHOAL_EINVAL;
 	}
 	memset(s->digest, 0, sizeof(s->digest));
+	unsigned gap_calls = 0;
 	size_t i = 0;
 	while (i < s->mine_n) {
 		uint8_t b = s->mine[i].author[0];
@@ -200,6 +238,9 @@ static int snapshot(struct sync_session *s)
 			to_wire(&s->mine[i], &w);
 			encode_head(&w, enc);
 			crypto_generichash_update(&st, enc, sizeof(enc));
+			rc = digest_holes(s, &s->mine[i], &st, &gap_calls);
+			if (rc)
+				return rc;
 		}
 		crypto_generichash_final(&st, s->digest[b], SHOAL_SYNC_DIGEST_BYTES);
 	}
