@@ -586,7 +586,12 @@ static json_t *snapshot_signed(int64_t version, int64_t expires, int64_t targets
 	json_t *meta = json_pack("{s:{s:I,s:I,s:{s:s}}}", "targets.json", "version",
 				 (json_int_t)targets_version, "length", (json_int_t)targets_len,
 				 "hashes", "sha256", hex);
-	if (!s || !meta || json_object_set_new(s, "meta", meta) != 0) {
+	if (!s || !meta) {
+		json_decref(s);
+		json_decref(meta);
+		return NULL;
+	}
+	if (json_object_set_new(s, "meta", meta) != 0) { /* meta is released by it */
 		json_decref(s);
 		return NULL;
 	}
@@ -604,7 +609,12 @@ static json_t *timestamp_signed(int64_t version, int64_t expires, int64_t snapsh
 	json_t *meta = json_pack("{s:{s:I,s:I,s:{s:s}}}", "snapshot.json", "version",
 				 (json_int_t)snapshot_version, "length", (json_int_t)snap_len,
 				 "hashes", "sha256", hex);
-	if (!s || !meta || json_object_set_new(s, "meta", meta) != 0) {
+	if (!s || !meta) {
+		json_decref(s);
+		json_decref(meta);
+		return NULL;
+	}
+	if (json_object_set_new(s, "meta", meta) != 0) { /* meta is released by it */
 		json_decref(s);
 		return NULL;
 	}
