@@ -696,15 +696,28 @@ static int run_release(int argc, char **argv)
 	case SUB_STATUS: rc = show_status(r, o.json); break;
 	case SUB_ROTATE: rc = do_rotate(r, &o); break;
 	case SUB_DISCARD: {
-		unsigned mask = role_mask(o.role);
+		unsigned mask = role_mask(o.role), done = 0;
 		if (mask == ~0u) {
 			rc = cli_usage(&cmd_release, "--role must be root or targets");
-		} else if (repo_discard(r, mask ? mask : REPO_ROLE_ROOT | REPO_ROLE_TARGETS, err, sizeof(err)) != 0) {
-			rc = cli_fail("release discard", "%s", err);
-		} else {
-			printf("discarded the staged %s\n", mask == REPO_ROLE_ROOT ? "root" :
-			       mask == REPO_ROLE_TARGETS ? "targets" : "root and targets");
+			break;
 		}
+		/* each role on its own, to say what was there */
+		for (unsigned m = REPO_ROLE_ROOT; m <= REPO_ROLE_TARGETS && rc == 0; m <<= 1) {
+			if (mask && mask != m)
+				continue;
+			int d = repo_discard(r, m, err, sizeof(err));
+			if (d == 0)
+				done |= m;
+			else if (d != SHOAL_ENOTFOUND)
+				rc = cli_fail("release discard", "%s", err);
+		}
+		if (rc == 0 && !done)
+			rc = cli_fail("release discard", "nothing staged%s", mask == REPO_ROLE_ROOT ? " for the root"
+				      : mask == REPO_ROLE_TARGETS ? " for the targets" : "");
+		if (done & REPO_ROLE_ROOT)
+			printf("discarded the staged root\n");
+		if (done & REPO_ROLE_TARGETS)
+			printf("discarded the staged targets and their files\n");
 		break;
 	}
 	default: rc = cli_usage(&cmd_release, "unknown subcommand"); break;
