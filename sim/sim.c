@@ -663,8 +663,12 @@ static int node_up(struct sim *s, uint32_t idx, uint32_t inc)
 						core_seed, s->now);
 	if (!c)
 		return SHOAL_ENOMEM;
+	/* Every core will know every node: size its tables once rather than
+	 * growing 10,000 tables by reallocation. */
+	int rc = member_core_reserve(c, s->n);
 	uint32_t gid = member_core_self_gid(c);
-	int rc = gid_map(s, gid, idx);
+	if (rc == 0)
+		rc = gid_map(s, gid, idx);
 	if (rc != 0) {
 		member_core_free(c);
 		return rc;
@@ -896,7 +900,7 @@ struct sim *sim_new(const struct sim_config *cfg)
 	s->dir = member_dir_new();
 	s->nodes = calloc(s->n, sizeof(*s->nodes));
 	s->seen = calloc((size_t)s->n * s->words_per_row, sizeof(uint64_t));
-	if (!s->dir || !s->nodes || !s->seen) {
+	if (!s->dir || !s->nodes || !s->seen || member_dir_reserve(s->dir, s->n) != 0) {
 		sim_free(s);
 		return NULL;
 	}

@@ -13,11 +13,21 @@
  *   dead(inc)    accepted if inc >= known and not already dead/left;
  *                about ourselves: refute (unless we are leaving)
  *
- * Member storage is an array in probe order (shuffled each round, new
- * members inserted at a random position), a small open-addressing index from
- * gid to array slot, a bucketed broadcast queue ordered by transmit count,
- * and a lazy min-heap of suspicion deadlines. Everything is deterministic
- * given the seed.
+ * Storage is laid out for a simulator that runs 10,000 cores of 10,000
+ * members each in one process (10^8 member entries), so per-core state per
+ * member is 18 bytes and every lookup is O(1):
+ *   - a table indexed by gid (the member_dir's dense identity number) of
+ *     16-byte entries: state, incarnation, state-change time, and the slots
+ *     of the member's broadcast and suspicion if it has one;
+ *   - the probe order, an array of 16-bit gids (shuffled each round, new
+ *     members inserted at a random position, as memberlist does);
+ *   - broadcasts (memberlist's TransmitLimitedQueue) in one vector per
+ *     transmit count, 12 bytes each, walked newest first;
+ *   - suspicions in a pool of 64-item chunks (40 bytes each), so they cost
+ *     memory only while in use and never move, and their deadlines in an
+ *     indexed min-heap of 8-byte keys, one per suspicion.
+ * Identities (id, name, tags, address) live once in the member_dir.
+ * Everything is deterministic given the seed.
  */
 #include "core/membership.h"
 
@@ -35,24 +45,36 @@
 #define TIME_NEVER UINT64_MAX
 #define CONFIRMERS_MAX 8 /* distinct confirmations kept per suspicion */
 
+/* The directory holds every identity a process meets: the members of the
+ * largest simulation plus a full member table's worth. Inside a core gids
+ * are kept in 16 bits. */
+#define GIDS_MAX (SHOAL_SIM_NODES_MAX + SHOAL_MEMBERS_MAX)
+_Static_assert(GIDS_MAX < NONE16, "gids must fit 16 bits with NONE16 to spare");
+_Static_assert(SHOAL_BROADCASTS_MAX < NONE16, "broadcast slots are 16-bit");
+_Static_assert(SHOAL_SUSPICIONS_MAX < NONE16, "suspicion slots are 16-bit");
+
 /* --- identity directory ---------------------------------------------------- */
 
 struct member_dir {
+	uint8_t (*ids)[SHOAL_NODE_ID_BYTES]; /* compact copy: what lookups touch */
 	struct member_identity *idents;
 	size_t count, cap;
-	uint32_t *index; /* open addressing, gid or NONE32 */
+	uint32_t *index; /* open addressing, gid or NONE32; at most half full */
 	size_t index_cap;
 };
 
 static uint64_t id_hash(const uint8_t id[SHOAL_NODE_ID_BYTES])
 {
-	/* FNV-1a over the id; ids are public keys, and the table is bounded. */
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (int i = 0; i < SHOAL_NODE_ID_BYTES; i++) {
-		h ^= id[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
+	/* Ids are Ed25519 public keys of admitted nodes, so already uniform;
+	 * mixing all four words keeps a crafted id from landing on a chosen
+	 * slot cheaply, and the table is bounded (GIDS_MAX) and half empty. */
+	uint64_t w[4];
+	memcpy(w, id, sizeof(w));
+	uint64_t h = (w[0] ^ 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+	h = (h ^ (h >> 29) ^ w[1]) * 0x94d049bb133111ebull;
+	h = (h ^ (h >> 31) ^ w[2]) * 0xbf58476d1ce4e5b9ull;
+	h = (h ^ (h >> 29) ^ w[3]) * 0x94d049bb133111ebull;
+	return h ^ (h >> 32);
 }
 
 struct member_dir *member_dir_new(void)
@@ -64,20 +86,22 @@ void member_dir_free(struct member_dir *d)
 {
 	if (!d)
 		return;
+	free(d->ids);
 	free(d->idents);
 	free(d->index);
 	free(d);
 }
 
-static int dir_grow_index(struct member_dir *d)
+static int dir_grow_index(struct member_dir *d, size_t cap)
 {
-	size_t cap = d->index_cap ? d->index_cap * 2 : 64;
+	assert((cap & (cap - 1)) == 0);
+	assert(cap >= 2 * d->count);
 	uint32_t *idx = malloc(cap * sizeof(*idx));
 	if (!idx)
 		return SHOAL_ENOMEM;
 	memset(idx, 0xff, cap * sizeof(*idx));
 	for (size_t g = 0; g < d->count; g++) {
-		size_t s = id_hash(d->idents[g].id) & (cap - 1);
+		size_t s = id_hash(d->ids[g]) & (cap - 1);
 		while (idx[s] != NONE32)
 			s = (s + 1) & (cap - 1);
 		idx[s] = (uint32_t)g;
@@ -88,13 +112,42 @@ static int dir_grow_index(struct member_dir *d)
 	return 0;
 }
 
+static int dir_grow(struct member_dir *d, size_t cap)
+{
+	assert(cap > d->cap);
+	uint8_t(*ids)[SHOAL_NODE_ID_BYTES] = realloc(d->ids, cap * sizeof(*ids));
+	if (!ids)
+		return SHOAL_ENOMEM;
+	d->ids = ids;
+	struct member_identity *idents = realloc(d->idents, cap * sizeof(*idents));
+	if (!idents)
+		return SHOAL_ENOMEM;
+	d->idents = idents;
+	d->cap = cap;
+	return 0;
+}
+
+int member_dir_reserve(struct member_dir *d, size_t n)
+{
+	if (n > GIDS_MAX)
+		return SHOAL_ETOOBIG;
+	if (n > d->cap && dir_grow(d, n) != 0)
+		return SHOAL_ENOMEM;
+	size_t icap = d->index_cap ? d->index_cap : 64;
+	while (icap < 2 * n)
+		icap *= 2;
+	if (icap > d->index_cap && dir_grow_index(d, icap) != 0)
+		return SHOAL_ENOMEM;
+	return 0;
+}
+
 uint32_t member_dir_find(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES])
 {
 	if (!d->index_cap)
 		return NONE32;
 	size_t s = id_hash(id) & (d->index_cap - 1);
 	while (d->index[s] != NONE32) {
-		if (memcmp(d->idents[d->index[s]].id, id, SHOAL_NODE_ID_BYTES) == 0)
+		if (memcmp(d->ids[d->index[s]], id, SHOAL_NODE_ID_BYTES) == 0)
 			return d->index[s];
 		s = (s + 1) & (d->index_cap - 1);
 	}
@@ -106,21 +159,17 @@ uint32_t member_dir_intern(struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_
 	uint32_t g = member_dir_find(d, id);
 	if (g != NONE32)
 		return g;
-	if (d->count >= SHOAL_SIM_NODES_MAX + SHOAL_MEMBERS_MAX)
+	if (d->count >= GIDS_MAX)
 		return NONE32;
-	if ((d->count + 1) * 2 > d->index_cap && dir_grow_index(d))
+	if ((d->count + 1) * 2 > d->index_cap &&
+	    dir_grow_index(d, d->index_cap ? d->index_cap * 2 : 64) != 0)
 		return NONE32;
-	if (d->count == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 64;
-		struct member_identity *n = realloc(d->idents, cap * sizeof(*n));
-		if (!n)
-			return NONE32;
-		d->idents = n;
-		d->cap = cap;
-	}
+	if (d->count == d->cap && dir_grow(d, d->cap ? d->cap * 2 : 64) != 0)
+		return NONE32;
 	g = (uint32_t)d->count++;
 	memset(&d->idents[g], 0, sizeof(d->idents[g]));
 	memcpy(d->idents[g].id, id, SHOAL_NODE_ID_BYTES);
+	memcpy(d->ids[g], id, SHOAL_NODE_ID_BYTES);
 	size_t s = id_hash(id) & (d->index_cap - 1);
 	while (d->index[s] != NONE32)
 		s = (s + 1) & (d->index_cap - 1);
@@ -134,6 +183,12 @@ const struct member_identity *member_dir_get(const struct member_dir *d, uint32_
 }
 
 size_t member_dir_count(const struct member_dir *d) { return d->count; }
+
+static const uint8_t *dir_id(const struct member_dir *d, uint32_t gid)
+{
+	assert(gid < d->count);
+	return d->ids[gid];
+}
 
 /* --- names ------------------------------------------------------------------- */
 
@@ -181,43 +236,120 @@ void member_config_default(struct member_config *c)
 
 /* --- per-core state -------------------------------------------------------- */
 
+#define ST_NONE 0xff /* table entry of a gid this core does not know */
+
+/* 16 bytes: one per gid in the directory's range, known or not. */
 struct member {
-	uint64_t state_change_ms;
-	uint32_t gid;
 	uint32_t incarnation;
-	uint16_t bcast; /* broadcast slot or NONE16 */
-	uint16_t susp;  /* suspicion slot or NONE16 */
-	uint8_t state;
+	uint32_t since_lo;  /* state-change time in ms: low 32 bits ... */
+	uint16_t since_hi;  /* ... and the next 16 (48 bits: 8,900 years) */
+	uint16_t bc_pos;    /* its broadcast's index in tier bc_tier, or NONE16 */
+	uint16_t susp;      /* suspicion slot or NONE16 */
+	uint8_t state;      /* enum member_state, or ST_NONE */
+	uint8_t bc_tier;    /* transmit count of its broadcast */
 };
+_Static_assert(sizeof(struct member) == 16, "member entries must stay small");
+
+static uint64_t since_get(const struct member *m)
+{
+	return ((uint64_t)m->since_hi << 32) | m->since_lo;
+}
+
+static void since_set(struct member *m, uint64_t ms)
+{
+	m->since_lo = (uint32_t)ms;
+	m->since_hi = (uint16_t)(ms >> 32);
+}
 
 struct suspicion {
-	uint32_t gid;
-	uint32_t k;           /* confirmations expected */
-	uint32_t n;           /* confirmations received */
-	uint64_t start_ms;
-	uint64_t min_ms, max_ms;
-	uint64_t deadline_ms;
-	uint32_t confirmers[CONFIRMERS_MAX + 1]; /* [0] is the first suspector */
-	uint16_t next_free;
+	uint64_t deadline_ms; /* start + timeout(n): confirmations only shorten it */
+	uint32_t min_ms;      /* max is min * suspicion_max_timeout_mult */
+	uint16_t gid;
+	uint16_t heap_pos;    /* index in the deadline heap; the free link when free */
+	uint8_t k;            /* confirmations expected */
+	uint8_t n;            /* confirmations received */
 	bool used;
+	uint16_t confirmers[CONFIRMERS_MAX + 1]; /* [0] is the first suspector */
 };
+_Static_assert(sizeof(struct suspicion) <= 40, "suspicions must stay small");
 
-struct susp_heap_item {
-	uint64_t deadline_ms;
-	uint16_t slot;
-};
+/* A heap key: the deadline in the high 48 bits, the slot in the low 16, so
+ * equal deadlines pop in slot order and a comparison is one integer. */
+#define SKEY_SHIFT 16
+static uint64_t skey(uint64_t deadline_ms, uint16_t slot)
+{
+	assert(deadline_ms < (UINT64_C(1) << (64 - SKEY_SHIFT)));
+	return (deadline_ms << SKEY_SHIFT) | slot;
+}
 
 enum bcast_kind { BC_ALIVE = WIRE_ALIVE, BC_SUSPECT = WIRE_SUSPECT, BC_DEAD = WIRE_DEAD };
 
+/* One queued broadcast, stored in its tier's vector. */
 struct bcast {
-	uint32_t gid;
 	uint32_t incarnation;
-	uint32_t from_gid;
-	uint16_t prev, next; /* doubly linked within its transmit bucket */
-	uint8_t kind;
-	uint8_t transmits;
-	bool used;
+	uint16_t gid;
+	uint16_t from_gid;
+	uint8_t kind;        /* enum bcast_kind, 0 for a hole */
+	uint8_t pad[3];
 };
+_Static_assert(sizeof(struct bcast) == 12, "broadcast entries must stay small");
+
+/* The broadcasts sent t times so far, oldest first. A released one leaves a
+ * hole (kind 0) until the vector is compacted. Items are stored inline:
+ * filling a packet walks a tier newest first, and with 10,000 cores a core's
+ * queue is never in cache, so the walk must be sequential (a linked list
+ * costs one memory latency per hop). */
+struct tier {
+	struct bcast *v;
+	uint32_t len, cap, live;
+};
+
+/* A pool of fixed-size items in chunks of POOL_CHUNK: items never move and
+ * memory follows the peak use, not a doubling capacity. */
+#define POOL_SHIFT 6
+#define POOL_CHUNK (1u << POOL_SHIFT)
+
+struct pool {
+	unsigned char **chunks;
+	size_t chunks_count, chunks_cap;
+	size_t item_bytes;
+	size_t items_max;
+};
+
+static void *pool_at(const struct pool *p, uint16_t i)
+{
+	assert((size_t)(i >> POOL_SHIFT) < p->chunks_count);
+	return p->chunks[i >> POOL_SHIFT] + (size_t)(i & (POOL_CHUNK - 1)) * p->item_bytes;
+}
+
+/* Adds a chunk; returns the first new slot, or NONE16 when full. */
+static uint32_t pool_add_chunk(struct pool *p)
+{
+	size_t first = p->chunks_count * POOL_CHUNK;
+	if (first + POOL_CHUNK > p->items_max)
+		return NONE16;
+	if (p->chunks_count == p->chunks_cap) {
+		size_t cap = p->chunks_cap ? p->chunks_cap * 2 : 4;
+		unsigned char **n = realloc(p->chunks, cap * sizeof(*n));
+		if (!n)
+			return NONE16;
+		p->chunks = n;
+		p->chunks_cap = cap;
+	}
+	unsigned char *chunk = calloc(POOL_CHUNK, p->item_bytes);
+	if (!chunk)
+		return NONE16;
+	p->chunks[p->chunks_count++] = chunk;
+	return (uint32_t)first;
+}
+
+static void pool_free(struct pool *p)
+{
+	for (size_t i = 0; i < p->chunks_count; i++)
+		free(p->chunks[i]);
+	free(p->chunks);
+	memset(p, 0, sizeof(*p));
+}
 
 enum probe_stage { PROBE_IDLE, PROBE_DIRECT, PROBE_INDIRECT };
 
@@ -246,110 +378,146 @@ struct out_item {
 	struct member_event ev;
 };
 
-#define BUCKETS_MAX 256
+#define TIERS_MAX 256
 
+/* Fields read on every call first: with 10,000 cores a core is cold each
+ * time it is called, and each cache line touched is a memory latency. */
 struct member_core {
-	struct member_config cfg;
-	struct member_dir *dir;
-	struct rng rng;
+	uint64_t next_probe_ms, next_gossip_ms, next_pushpull_ms, next_reconnect_ms;
+	uint64_t probe_indirect_ms, probe_end_ms;
+	enum probe_stage stage;
 	uint32_t self_gid;
-	uint32_t self_slot_gid; /* == self_gid; kept for clarity in asserts */
+	struct member *tab;  /* indexed by gid */
+	uint64_t *sheap;     /* suspicion deadline keys, min-heap */
+	size_t sheap_len, sheap_cap;
+	size_t relays_count;
+	size_t outq_len, outq_head;
+	struct member_dir *dir;
+
+	size_t tab_cap;
+	uint16_t *order;     /* known gids in probe order */
+	size_t count, order_cap;
+	size_t probe_pos;
+	size_t live_count;   /* alive or suspect, self included */
+	size_t dead_count;   /* dead (not left) */
 	uint32_t incarnation;
 	bool leaving;
 	int health; /* Lifeguard local health score */
+	struct rng rng;
 
-	struct member *members;
-	size_t count, cap;
-	uint16_t *index; /* gid hash -> member slot, NONE16 empty */
-	size_t index_cap;
-	size_t probe_pos;
-
-	struct suspicion *susp;
-	size_t susp_cap;
+	struct pool susp_pool;
 	uint16_t susp_free;
 	size_t susp_active;
-	struct susp_heap_item *sheap;
-	size_t sheap_len, sheap_cap;
 
-	struct bcast *bc;
-	size_t bc_cap;
-	uint16_t bc_free;
+	struct tier *tiers;
+	size_t tiers_count;
 	size_t bc_count;
-	uint16_t bucket_head[BUCKETS_MAX];
 
 	/* the probe in flight */
-	enum probe_stage stage;
 	uint32_t probe_gid;
 	uint32_t probe_seq;
-	uint64_t probe_indirect_ms, probe_end_ms;
 	bool probe_acked;
 	uint32_t nacks_expected, nacks_got;
 	uint32_t seq;
 
-	struct relay relays[SHOAL_PENDING_PROBES_MAX];
-	size_t relays_count;
+	struct relay *relays;
+	size_t relays_cap;
 
-	uint64_t next_probe_ms, next_gossip_ms, next_pushpull_ms, next_reconnect_ms;
 	uint64_t gossip_origin_ms; /* gossip ticks fall on origin + k * interval */
 
 	struct out_item *outq;
-	size_t outq_len, outq_head, outq_cap;
+	size_t outq_cap;
 	uint8_t *arena;
 	size_t arena_len, arena_cap;
 
+	struct member_config cfg;
 	struct member_stats stats;
 };
 
+static struct suspicion *susp_at(const struct member_core *c, uint16_t i)
+{
+	return pool_at(&c->susp_pool, i);
+}
+
 /* --- member table -------------------------------------------------------------- */
-
-static size_t slot_hash(uint32_t gid, size_t cap)
-{
-	return (size_t)((gid * 2654435761u) & (cap - 1));
-}
-
-static void index_rebuild(struct member_core *c)
-{
-	memset(c->index, 0xff, c->index_cap * sizeof(*c->index));
-	for (size_t i = 0; i < c->count; i++) {
-		size_t s = slot_hash(c->members[i].gid, c->index_cap);
-		while (c->index[s] != NONE16)
-			s = (s + 1) & (c->index_cap - 1);
-		c->index[s] = (uint16_t)i;
-	}
-}
 
 static struct member *find(const struct member_core *c, uint32_t gid)
 {
-	if (gid == NONE32)
+	if (gid >= c->tab_cap)
 		return NULL;
-	size_t s = slot_hash(gid, c->index_cap);
-	while (c->index[s] != NONE16) {
-		struct member *m = &c->members[c->index[s]];
-		if (m->gid == gid)
-			return m;
-		s = (s + 1) & (c->index_cap - 1);
-	}
-	return NULL;
+	struct member *m = &c->tab[gid];
+	return m->state == ST_NONE ? NULL : m;
 }
 
-/* Position in the index of member gid's entry; the member must be indexed. */
-static size_t index_pos(const struct member_core *c, uint32_t gid)
+/* Grows the table to cover gids below `gids`. */
+static int tab_reserve(struct member_core *c, size_t gids)
 {
-	size_t s = slot_hash(gid, c->index_cap);
-	while (c->members[c->index[s]].gid != gid) {
-		s = (s + 1) & (c->index_cap - 1);
-		assert(c->index[s] != NONE16);
+	if (gids <= c->tab_cap)
+		return 0;
+	assert(gids <= GIDS_MAX);
+	struct member *t = realloc(c->tab, gids * sizeof(*t));
+	if (!t)
+		return SHOAL_ENOMEM;
+	for (size_t i = c->tab_cap; i < gids; i++) {
+		memset(&t[i], 0, sizeof(t[i]));
+		t[i].bc_pos = NONE16;
+		t[i].susp = NONE16;
+		t[i].state = ST_NONE;
 	}
-	return s;
+	c->tab = t;
+	c->tab_cap = gids;
+	return 0;
 }
 
-/* Inserts a new entry for a member not yet indexed. */
-static void index_insert(struct member_core *c, uint32_t gid, size_t slot)
+static int order_reserve(struct member_core *c, size_t n)
 {
-	size_t s = slot_hash(gid, c->index_cap);
-	while (c->index[s] != NONE16)
-		s = (s + 1) & (c->index_cap - 1);
-	c->index[s] = (uint16_t)slot;
+	if (n <= c->order_cap)
+		return 0;
+	assert(n <= SHOAL_MEMBERS_MAX);
+	uint16_t *o = realloc(c->order, n * sizeof(*o));
+	if (!o)
+		return SHOAL_ENOMEM;
+	c->order = o;
+	c->order_cap = n;
+	return 0;
+}
+
+int member_core_reserve(struct member_core *c, size_t members)
+{
+	if (members > SHOAL_MEMBERS_MAX)
+		return SHOAL_ETOOBIG;
+	size_t gids = member_dir_count(c->dir);
+	if (gids < members)
+		gids = members;
+	if (tab_reserve(c, gids) != 0 || order_reserve(c, members) != 0)
+		return SHOAL_ENOMEM;
+	return 0;
+}
+
+/* Moves the live/dead counters from state `from` to `to`. */
+static void count_state(struct member_core *c, uint8_t from, uint8_t to)
+{
+	if (from == MEMBER_ALIVE || from == MEMBER_SUSPECT) {
+		assert(c->live_count > 0);
+		c->live_count--;
+	} else if (from == MEMBER_DEAD) {
+		assert(c->dead_count > 0);
+		c->dead_count--;
+	}
+	if (to == MEMBER_ALIVE || to == MEMBER_SUSPECT)
+		c->live_count++;
+	else if (to == MEMBER_DEAD)
+		c->dead_count++;
+}
+
+/* Every state change of a known member goes through here. */
+static void set_state(struct member_core *c, struct member *m, uint8_t state, uint64_t now)
+{
+	assert(m->state != ST_NONE);
+	assert(state <= MEMBER_LEFT);
+	count_state(c, m->state, state);
+	m->state = state;
+	since_set(m, now);
 }
 
 /* Adds a member at a random position of the probe order (as memberlist
@@ -358,70 +526,48 @@ static struct member *member_add(struct member_core *c, uint32_t gid,
 				 uint32_t incarnation, uint8_t state, uint64_t now)
 {
 	assert(find(c, gid) == NULL);
+	assert(gid < GIDS_MAX);
 	if (c->count >= SHOAL_MEMBERS_MAX)
 		return NULL;
-	if (c->count == c->cap) {
-		size_t cap = c->cap ? c->cap + c->cap / 2 + 8 : 16;
-		if (cap > SHOAL_MEMBERS_MAX)
-			cap = SHOAL_MEMBERS_MAX;
-		struct member *n = realloc(c->members, cap * sizeof(*n));
-		if (!n)
+	if (gid >= c->tab_cap) {
+		size_t want = c->tab_cap + c->tab_cap / 2 + 16;
+		if (want < (size_t)gid + 1)
+			want = (size_t)gid + 1;
+		if (want > GIDS_MAX)
+			want = GIDS_MAX;
+		if (tab_reserve(c, want) != 0)
 			return NULL;
-		c->members = n;
-		c->cap = cap;
 	}
-	if ((c->count + 1) * 5 > c->index_cap * 4) {
-		size_t cap = c->index_cap * 2;
-		uint16_t *idx = malloc(cap * sizeof(*idx));
-		if (!idx)
+	if (c->count == c->order_cap) {
+		size_t want = c->order_cap + c->order_cap / 2 + 16;
+		if (want > SHOAL_MEMBERS_MAX)
+			want = SHOAL_MEMBERS_MAX;
+		if (order_reserve(c, want) != 0)
 			return NULL;
-		free(c->index);
-		c->index = idx;
-		c->index_cap = cap;
-		index_rebuild(c);
 	}
-	size_t at = c->count++;
-	struct member *m = &c->members[at];
-	memset(m, 0, sizeof(*m));
-	m->gid = gid;
+	struct member *m = &c->tab[gid];
 	m->incarnation = incarnation;
-	m->state = state;
-	m->state_change_ms = now;
-	m->bcast = NONE16;
+	m->bc_pos = NONE16;
 	m->susp = NONE16;
-	/* swap into a random slot */
+	m->state = state;
+	since_set(m, now);
+	count_state(c, ST_NONE, state);
+	size_t at = c->count++;
+	c->order[at] = (uint16_t)gid;
 	size_t r = (size_t)rng_below(&c->rng, c->count);
-	if (r != at) {
-		size_t moved = index_pos(c, c->members[r].gid);
-		struct member tmp = c->members[r];
-		c->members[r] = *m;
-		c->members[at] = tmp;
-		c->index[moved] = (uint16_t)at;
-	}
-	index_insert(c, gid, r);
-	return &c->members[r];
+	c->order[at] = c->order[r];
+	c->order[r] = (uint16_t)gid;
+	return m;
 }
 
 static void shuffle_members(struct member_core *c)
 {
 	for (size_t i = c->count; i > 1; i--) {
 		size_t j = (size_t)rng_below(&c->rng, i);
-		struct member tmp = c->members[i - 1];
-		c->members[i - 1] = c->members[j];
-		c->members[j] = tmp;
+		uint16_t tmp = c->order[i - 1];
+		c->order[i - 1] = c->order[j];
+		c->order[j] = tmp;
 	}
-	index_rebuild(c);
-}
-
-static size_t count_in_state(const struct member_core *c, bool live_only)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < c->count; i++) {
-		uint8_t s = c->members[i].state;
-		if (!live_only || s == MEMBER_ALIVE || s == MEMBER_SUSPECT)
-			n++;
-	}
-	return n;
 }
 
 /* --- output queue ----------------------------------------------------------- */
@@ -433,7 +579,7 @@ static struct out_item *out_push(struct member_core *c, enum member_out_kind kin
 		return NULL;
 	}
 	if (c->outq_len == c->outq_cap) {
-		size_t cap = c->outq_cap ? c->outq_cap * 2 : 16;
+		size_t cap = c->outq_cap ? c->outq_cap * 2 : 8;
 		struct out_item *n = realloc(c->outq, cap * sizeof(*n));
 		if (!n) {
 			c->stats.outbox_dropped++;
@@ -461,9 +607,12 @@ static void out_compact(struct member_core *c)
 static uint8_t *arena_alloc(struct member_core *c, size_t n, size_t *off)
 {
 	if (c->arena_cap - c->arena_len < n) {
-		size_t cap = c->arena_cap ? c->arena_cap * 2 : 4096;
-		while (cap - c->arena_len < n)
-			cap *= 2;
+		/* Grow by half, in whole KiB: most calls emit one to four
+		 * packets, and 10,000 cores each keep their arena. */
+		size_t cap = c->arena_cap + c->arena_cap / 2;
+		if (cap < c->arena_len + n)
+			cap = c->arena_len + n;
+		cap = (cap + 1023) & ~(size_t)1023;
 		uint8_t *a = realloc(c->arena, cap);
 		if (!a)
 			return NULL;
@@ -476,13 +625,13 @@ static uint8_t *arena_alloc(struct member_core *c, size_t n, size_t *off)
 }
 
 static void emit_event(struct member_core *c, enum member_event_kind kind,
-		       const struct member *m, uint8_t prev)
+		       uint32_t gid, const struct member *m, uint8_t prev)
 {
 	struct out_item *o = out_push(c, MEMBER_OUT_EVENT);
 	if (!o)
 		return;
 	o->ev.kind = kind;
-	o->ev.gid = m->gid;
+	o->ev.gid = gid;
 	o->ev.incarnation = m->incarnation;
 	o->ev.prev_state = (enum member_state)prev;
 }
@@ -499,83 +648,121 @@ static uint32_t retransmit_limit(const struct member_core *c)
 		n /= 10;
 	}
 	uint32_t limit = c->cfg.retransmit_mult * digits;
-	return limit < BUCKETS_MAX - 1 ? limit : BUCKETS_MAX - 1;
+	return limit < TIERS_MAX - 1 ? limit : TIERS_MAX - 1;
 }
 
-static void bucket_unlink(struct member_core *c, uint16_t i)
+/* Drops the holes of tier t, keeping the order. */
+static void tier_compact(struct member_core *c, struct tier *q)
 {
-	struct bcast *b = &c->bc[i];
-	if (b->prev != NONE16)
-		c->bc[b->prev].next = b->next;
-	else
-		c->bucket_head[b->transmits] = b->next;
-	if (b->next != NONE16)
-		c->bc[b->next].prev = b->prev;
-	b->prev = b->next = NONE16;
+	uint32_t j = 0;
+	for (uint32_t i = 0; i < q->len; i++) {
+		if (q->v[i].kind == 0)
+			continue;
+		q->v[j] = q->v[i];
+		c->tab[q->v[j].gid].bc_pos = (uint16_t)j;
+		j++;
+	}
+	assert(j == q->live);
+	q->len = j;
 }
 
-static void bucket_push(struct member_core *c, uint16_t i)
+/* Appends b as the newest of tier t and points its member at it. Returns 0
+ * or SHOAL_ENOMEM. */
+static int tier_append(struct member_core *c, uint32_t t, const struct bcast *b)
 {
-	struct bcast *b = &c->bc[i];
-	b->prev = NONE16;
-	b->next = c->bucket_head[b->transmits];
-	if (b->next != NONE16)
-		c->bc[b->next].prev = i;
-	c->bucket_head[b->transmits] = i;
+	assert(t < TIERS_MAX);
+	assert(b->kind != 0);
+	if (t >= c->tiers_count) {
+		size_t count = (size_t)t + 1;
+		struct tier *n = realloc(c->tiers, count * sizeof(*n));
+		if (!n)
+			return SHOAL_ENOMEM;
+		memset(n + c->tiers_count, 0, (count - c->tiers_count) * sizeof(*n));
+		c->tiers = n;
+		c->tiers_count = count;
+	}
+	struct tier *q = &c->tiers[t];
+	if (q->len == q->cap) {
+		if (q->live * 2 <= q->len && q->len > 0) {
+			tier_compact(c, q);
+		} else {
+			uint32_t cap = q->cap ? q->cap * 2 : 8;
+			if (cap > SHOAL_BROADCASTS_MAX)
+				cap = SHOAL_BROADCASTS_MAX;
+			struct bcast *v = cap > q->cap ? realloc(q->v, cap * sizeof(*v)) : NULL;
+			if (!v)
+				return SHOAL_ENOMEM;
+			q->v = v;
+			q->cap = cap;
+		}
+	}
+	assert(q->len < q->cap);
+	struct member *m = &c->tab[b->gid];
+	m->bc_tier = (uint8_t)t;
+	m->bc_pos = (uint16_t)q->len;
+	q->v[q->len++] = *b;
+	q->live++;
+	return 0;
 }
 
-static void bcast_release(struct member_core *c, uint16_t i)
+/* Takes the broadcast at (t, pos) out of its tier; its member's link is the
+ * caller's to clear. A tier that is mostly empty gives memory back: a wave
+ * of broadcasts passes through every tier in turn, and 10,000 cores each
+ * keeping every tier at its peak would hold the wave many times over. */
+static void tier_remove(struct member_core *c, uint32_t t, uint32_t pos)
 {
-	struct bcast *b = &c->bc[i];
-	assert(b->used);
-	bucket_unlink(c, i);
-	struct member *m = find(c, b->gid);
-	if (m && m->bcast == i)
-		m->bcast = NONE16;
-	b->used = false;
-	b->next = c->bc_free;
-	c->bc_free = i;
+	struct tier *q = &c->tiers[t];
+	assert(pos < q->len && q->v[pos].kind != 0);
+	q->v[pos].kind = 0;
+	q->live--;
+	while (q->len > 0 && q->v[q->len - 1].kind == 0)
+		q->len--;
+	if (q->live == 0) {
+		free(q->v);
+		q->v = NULL;
+		q->cap = 0;
+		assert(q->len == 0);
+	} else if (q->live * 4 < q->cap && q->cap > 32) {
+		tier_compact(c, q);
+		struct bcast *v = realloc(q->v, (q->cap / 2) * sizeof(*v));
+		if (v) { /* on failure it simply stays larger */
+			q->v = v;
+			q->cap /= 2;
+		}
+	}
+}
+
+/* Drops m's queued broadcast, if any. */
+static void bcast_release(struct member_core *c, struct member *m)
+{
+	if (m->bc_pos == NONE16)
+		return;
+	tier_remove(c, m->bc_tier, m->bc_pos);
+	m->bc_pos = NONE16;
+	assert(c->bc_count > 0);
 	c->bc_count--;
 }
 
 /* Queues a broadcast about m, replacing any older one about the same member. */
-static void broadcast(struct member_core *c, struct member *m, uint8_t kind,
+static void broadcast(struct member_core *c, uint32_t gid, struct member *m, uint8_t kind,
 		      uint32_t incarnation, uint32_t from_gid, uint64_t now)
 {
-	if (m->bcast != NONE16)
-		bcast_release(c, m->bcast);
-	if (c->bc_free == NONE16) {
-		size_t cap = c->bc_cap ? c->bc_cap * 2 : 32;
-		if (cap > SHOAL_BROADCASTS_MAX)
-			cap = SHOAL_BROADCASTS_MAX;
-		if (cap <= c->bc_cap) {
-			c->stats.broadcasts_dropped++;
-			return;
-		}
-		struct bcast *n = realloc(c->bc, cap * sizeof(*n));
-		if (!n) {
-			c->stats.broadcasts_dropped++;
-			return;
-		}
-		c->bc = n;
-		for (size_t i = cap; i > c->bc_cap; i--) {
-			c->bc[i - 1].used = false;
-			c->bc[i - 1].next = c->bc_free;
-			c->bc_free = (uint16_t)(i - 1);
-		}
-		c->bc_cap = cap;
+	assert(m == find(c, gid));
+	bcast_release(c, m);
+	if (c->bc_count >= SHOAL_BROADCASTS_MAX) {
+		c->stats.broadcasts_dropped++;
+		return;
 	}
-	uint16_t i = c->bc_free;
-	struct bcast *b = &c->bc[i];
-	c->bc_free = b->next;
-	memset(b, 0, sizeof(*b));
-	b->gid = m->gid;
-	b->incarnation = incarnation;
-	b->from_gid = from_gid;
-	b->kind = kind;
-	b->used = true;
-	bucket_push(c, i);
-	m->bcast = i;
+	struct bcast b;
+	memset(&b, 0, sizeof(b));
+	b.gid = (uint16_t)gid;
+	b.incarnation = incarnation;
+	b.from_gid = (uint16_t)from_gid;
+	b.kind = kind;
+	if (tier_append(c, 0, &b) != 0) {
+		c->stats.broadcasts_dropped++;
+		return;
+	}
 	c->bc_count++;
 	if (c->next_gossip_ms == TIME_NEVER) {
 		/* Keep a free-running phase, as memberlist's ticker does: a new
@@ -585,72 +772,77 @@ static void broadcast(struct member_core *c, struct member *m, uint8_t kind,
 	}
 }
 
+static void copy_label(char *dst, const char *src, size_t max)
+{
+	size_t n = strnlen(src, max);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* Fills the node fields of an ALIVE message (only what the encoder reads). */
 static void fill_node_msg(const struct member_core *c, uint32_t gid, struct wire_msg *w)
 {
 	const struct member_identity *id = member_dir_get(c->dir, gid);
 	assert(id);
 	memcpy(w->id, id->id, SHOAL_NODE_ID_BYTES);
 	w->addr = id->addr;
-	memcpy(w->name, id->name, sizeof(w->name));
+	copy_label(w->name, id->name, SHOAL_NAME_BYTES_MAX);
 	w->tags_count = id->tags_count;
-	memcpy(w->tags, id->tags, sizeof(w->tags));
-}
-
-static void bcast_to_msg(const struct member_core *c, const struct bcast *b,
-			 struct wire_msg *w)
-{
-	memset(w, 0, sizeof(*w));
-	w->type = b->kind;
-	w->incarnation = b->incarnation;
-	if (b->kind == BC_ALIVE) {
-		fill_node_msg(c, b->gid, w);
-	} else {
-		memcpy(w->id, member_dir_get(c->dir, b->gid)->id, SHOAL_NODE_ID_BYTES);
-		memcpy(w->from_id, member_dir_get(c->dir, b->from_gid)->id,
-		       SHOAL_NODE_ID_BYTES);
-	}
+	for (uint8_t t = 0; t < id->tags_count; t++)
+		copy_label(w->tags[t], id->tags[t], SHOAL_TAG_BYTES_MAX);
 }
 
 /* Appends queued broadcasts that fit into w, fewest transmits first and
- * newest first within a count; returns how many were added. */
+ * newest first within a count; returns how many were added. A message is
+ * sized before it is built: SUSPECT and DEAD have a fixed size. */
 static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned room_msgs)
 {
 	uint32_t limit = retransmit_limit(c);
 	unsigned added = 0;
-	uint16_t moved[SHOAL_MSGS_PER_PACKET_MAX];
-	unsigned moved_n = 0, misfits = 0;
+	uint16_t sent[SHOAL_MSGS_PER_PACKET_MAX]; /* gids */
+	unsigned misfits = 0;
 	enum { MISFITS_MAX = 8 };
-	for (uint32_t t = 0; t < limit && added < room_msgs; t++) {
-		uint16_t i = c->bucket_head[t];
-		while (i != NONE16 && added < room_msgs) {
-			uint16_t next = c->bc[i].next;
-			struct wire_msg m;
-			bcast_to_msg(c, &c->bc[i], &m);
+	struct wire_msg m;
+	for (uint32_t t = 0; t < limit && t < c->tiers_count && added < room_msgs; t++) {
+		const struct tier *q = &c->tiers[t];
+		for (uint32_t p = q->len; p-- > 0 && added < room_msgs;) {
+			const struct bcast *b = &q->v[p];
+			if (b->kind == 0)
+				continue;
+			m.type = b->kind;
+			m.incarnation = b->incarnation;
+			if (b->kind == BC_ALIVE)
+				fill_node_msg(c, b->gid, &m);
 			if (w->len + wire_msg_size(&m) <= w->cap) {
+				if (b->kind != BC_ALIVE) {
+					memcpy(m.id, dir_id(c->dir, b->gid), SHOAL_NODE_ID_BYTES);
+					memcpy(m.from_id, dir_id(c->dir, b->from_gid),
+					       SHOAL_NODE_ID_BYTES);
+				}
 				wire_put_msg(w, &m);
-				added++;
-				moved[moved_n++] = i;
+				sent[added++] = b->gid;
 			} else if (++misfits >= MISFITS_MAX || w->cap - w->len < 3 + 4 + 32) {
 				/* The packet is as good as full: stop walking the queue
 				 * (it may hold thousands of broadcasts). */
 				goto done;
 			}
-			i = next;
 		}
 	}
 done:
-	/* Bump transmit counts after the walk so an item is sent once per packet. */
-	for (unsigned k = 0; k < moved_n; k++) {
-		uint16_t i = moved[k];
-		bucket_unlink(c, i);
-		c->bc[i].transmits++;
-		if (c->bc[i].transmits >= limit) {
-			c->bc[i].transmits--; /* unlinked from this bucket already */
-			bucket_push(c, i);
-			bcast_release(c, i);
-		} else {
-			bucket_push(c, i);
-		}
+	/* Move the sent ones up a tier after the walk, so an item is sent once
+	 * per packet; each becomes the newest of its new tier, in walk order.
+	 * Each is found through its member: removing and appending may compact
+	 * a tier and move the others. */
+	for (unsigned k = 0; k < added; k++) {
+		struct member *mb = &c->tab[sent[k]];
+		assert(mb->bc_pos != NONE16);
+		uint32_t t = mb->bc_tier;
+		struct bcast b = c->tiers[t].v[mb->bc_pos];
+		assert(b.gid == sent[k]);
+		tier_remove(c, t, mb->bc_pos);
+		mb->bc_pos = NONE16;
+		if (t + 1 >= limit || tier_append(c, t + 1, &b) != 0)
+			c->bc_count--;
 	}
 	return added;
 }
@@ -724,98 +916,120 @@ static uint64_t health_scale(const struct member_core *c, uint64_t t)
 
 /* --- suspicion (Lifeguard dynamic timeouts) ---------------------------------- */
 
-static void sheap_push(struct member_core *c, uint64_t deadline, uint16_t slot)
+static void sheap_set(struct member_core *c, size_t pos, uint64_t key)
+{
+	c->sheap[pos] = key;
+	susp_at(c, (uint16_t)key)->heap_pos = (uint16_t)pos;
+}
+
+static void sheap_up(struct member_core *c, size_t i)
+{
+	uint64_t key = c->sheap[i];
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (c->sheap[p] <= key)
+			break;
+		sheap_set(c, i, c->sheap[p]);
+		i = p;
+	}
+	sheap_set(c, i, key);
+}
+
+static void sheap_down(struct member_core *c, size_t i)
+{
+	uint64_t key = c->sheap[i];
+	size_t n = c->sheap_len;
+	for (;;) {
+		size_t l = 2 * i + 1;
+		if (l >= n)
+			break;
+		size_t m = (l + 1 < n && c->sheap[l + 1] < c->sheap[l]) ? l + 1 : l;
+		if (key <= c->sheap[m])
+			break;
+		sheap_set(c, i, c->sheap[m]);
+		i = m;
+	}
+	sheap_set(c, i, key);
+}
+
+/* Returns 0, or SHOAL_ENOMEM when the heap cannot grow (nothing changed). */
+static int sheap_push(struct member_core *c, uint64_t key)
 {
 	if (c->sheap_len == c->sheap_cap) {
 		size_t cap = c->sheap_cap ? c->sheap_cap * 2 : 16;
-		struct susp_heap_item *n = realloc(c->sheap, cap * sizeof(*n));
+		if (cap > SHOAL_SUSPICIONS_MAX)
+			cap = SHOAL_SUSPICIONS_MAX;
+		uint64_t *n = cap > c->sheap_cap ? realloc(c->sheap, cap * sizeof(*n)) : NULL;
 		if (!n)
-			abort(); /* cannot keep the timer: stop rather than lose it */
+			return SHOAL_ENOMEM;
 		c->sheap = n;
 		c->sheap_cap = cap;
 	}
-	size_t i = c->sheap_len++;
-	c->sheap[i].deadline_ms = deadline;
-	c->sheap[i].slot = slot;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (c->sheap[p].deadline_ms <= c->sheap[i].deadline_ms)
-			break;
-		struct susp_heap_item t = c->sheap[p];
-		c->sheap[p] = c->sheap[i];
-		c->sheap[i] = t;
-		i = p;
-	}
+	c->sheap[c->sheap_len++] = key;
+	sheap_up(c, c->sheap_len - 1);
+	return 0;
 }
 
-static void sheap_pop(struct member_core *c)
+static void sheap_remove(struct member_core *c, size_t pos)
 {
-	assert(c->sheap_len > 0);
-	c->sheap[0] = c->sheap[--c->sheap_len];
-	size_t i = 0;
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < c->sheap_len && c->sheap[l].deadline_ms < c->sheap[m].deadline_ms)
-			m = l;
-		if (r < c->sheap_len && c->sheap[r].deadline_ms < c->sheap[m].deadline_ms)
-			m = r;
-		if (m == i)
-			break;
-		struct susp_heap_item t = c->sheap[m];
-		c->sheap[m] = c->sheap[i];
-		c->sheap[i] = t;
-		i = m;
-	}
+	assert(pos < c->sheap_len);
+	uint64_t last = c->sheap[--c->sheap_len];
+	if (pos == c->sheap_len)
+		return;
+	uint64_t old = c->sheap[pos];
+	c->sheap[pos] = last;
+	if (last < old)
+		sheap_up(c, pos);
+	else
+		sheap_down(c, pos);
 }
 
-/* A heap entry is current if its slot is in use with the same deadline. */
-static bool sheap_top_current(const struct member_core *c)
-{
-	const struct susp_heap_item *t = &c->sheap[0];
-	const struct suspicion *s = &c->susp[t->slot];
-	return s->used && s->deadline_ms == t->deadline_ms;
-}
-
-static uint64_t suspicion_timeout(const struct suspicion *s)
+/* The timeout after n confirmations; never grows with n. */
+static uint64_t suspicion_timeout(const struct member_core *c, const struct suspicion *s,
+				  uint32_t n)
 {
 	/* Lifeguard: timeout = max - (max - min) * log(n + 1) / log(k + 1) */
+	uint64_t min_ms = s->min_ms;
+	uint64_t max_ms = (uint64_t)c->cfg.suspicion_max_timeout_mult * min_ms;
 	if (s->k < 1)
-		return s->min_ms;
-	double frac = log((double)s->n + 1.0) / log((double)s->k + 1.0);
-	double raw = (double)s->max_ms - frac * (double)(s->max_ms - s->min_ms);
+		return min_ms;
+	double frac = log((double)n + 1.0) / log((double)s->k + 1.0);
+	double raw = (double)max_ms - frac * (double)(max_ms - min_ms);
 	uint64_t t = (uint64_t)floor(raw);
-	return t < s->min_ms ? s->min_ms : t;
+	return t < min_ms ? min_ms : t;
 }
 
-static void suspicion_start(struct member_core *c, struct member *m,
+/* Takes a free suspicion slot, adding a chunk if needed; NONE16 if full. */
+static uint16_t suspicion_take(struct member_core *c)
+{
+	if (c->susp_free == NONE16) {
+		uint32_t first = pool_add_chunk(&c->susp_pool);
+		if (first == NONE16)
+			return NONE16;
+		for (uint32_t i = first + POOL_CHUNK; i > first; i--) {
+			struct suspicion *s = susp_at(c, (uint16_t)(i - 1));
+			s->used = false;
+			s->heap_pos = c->susp_free;
+			c->susp_free = (uint16_t)(i - 1);
+		}
+	}
+	uint16_t slot = c->susp_free;
+	c->susp_free = susp_at(c, slot)->heap_pos;
+	return slot;
+}
+
+static void suspicion_start(struct member_core *c, uint32_t gid, struct member *m,
 			    uint32_t from_gid, uint64_t now)
 {
 	assert(m->susp == NONE16);
-	if (c->susp_free == NONE16) {
-		size_t cap = c->susp_cap ? c->susp_cap * 2 : 8;
-		if (cap > SHOAL_SUSPICIONS_MAX)
-			cap = SHOAL_SUSPICIONS_MAX;
-		if (cap <= c->susp_cap)
-			return; /* full: the member stays suspect until refuted or reported dead */
-		struct suspicion *n = realloc(c->susp, cap * sizeof(*n));
-		if (!n)
-			return;
-		c->susp = n;
-		for (size_t i = cap; i > c->susp_cap; i--) {
-			c->susp[i - 1].used = false;
-			c->susp[i - 1].next_free = c->susp_free;
-			c->susp_free = (uint16_t)(i - 1);
-		}
-		c->susp_cap = cap;
-	}
-	uint16_t slot = c->susp_free;
-	struct suspicion *s = &c->susp[slot];
-	c->susp_free = s->next_free;
+	uint16_t slot = suspicion_take(c);
+	if (slot == NONE16)
+		return; /* full: the member stays suspect until refuted or reported dead */
+	struct suspicion *s = susp_at(c, slot);
 	memset(s, 0, sizeof(*s));
 	s->used = true;
-	s->gid = m->gid;
-	s->confirmers[0] = from_gid;
-	s->start_ms = now;
+	s->gid = (uint16_t)gid;
+	s->confirmers[0] = (uint16_t)from_gid;
 
 	size_t n = c->count;
 	uint32_t k = c->cfg.suspicion_mult >= 2 ? c->cfg.suspicion_mult - 2 : 0;
@@ -826,31 +1040,39 @@ static void suspicion_start(struct member_core *c, struct member *m,
 	double scale = log10((double)(n > 1 ? n : 1));
 	if (scale < 1.0)
 		scale = 1.0;
-	s->k = k;
-	s->min_ms = (uint64_t)(c->cfg.suspicion_mult * scale * c->cfg.probe_interval_ms);
-	s->max_ms = (uint64_t)c->cfg.suspicion_max_timeout_mult * s->min_ms;
-	s->deadline_ms = now + suspicion_timeout(s);
+	s->k = (uint8_t)k;
+	s->min_ms = (uint32_t)(c->cfg.suspicion_mult * scale * c->cfg.probe_interval_ms);
+	s->deadline_ms = now + suspicion_timeout(c, s, 0);
+	if (sheap_push(c, skey(s->deadline_ms, slot)) != 0) {
+		s->used = false;
+		s->heap_pos = c->susp_free;
+		c->susp_free = slot;
+		return; /* as when full */
+	}
 	m->susp = slot;
 	c->susp_active++;
-	sheap_push(c, s->deadline_ms, slot);
 }
 
 /* Returns true if from_gid is a new independent confirmation. */
 static bool suspicion_confirm(struct member_core *c, struct member *m, uint32_t from_gid)
 {
-	struct suspicion *s = &c->susp[m->susp];
-	assert(s->used && s->gid == m->gid);
+	struct suspicion *s = susp_at(c, m->susp);
+	assert(s->used);
+	assert(m == find(c, s->gid));
 	if (s->n >= s->k)
 		return false;
 	for (uint32_t i = 0; i <= s->n; i++)
 		if (s->confirmers[i] == from_gid)
 			return false;
+	uint64_t start = s->deadline_ms - suspicion_timeout(c, s, s->n);
 	s->n++;
-	s->confirmers[s->n] = from_gid;
-	uint64_t deadline = s->start_ms + suspicion_timeout(s);
+	s->confirmers[s->n] = (uint16_t)from_gid;
+	uint64_t deadline = start + suspicion_timeout(c, s, s->n);
+	assert(deadline <= s->deadline_ms);
 	if (deadline < s->deadline_ms) {
 		s->deadline_ms = deadline;
-		sheap_push(c, deadline, m->susp);
+		c->sheap[s->heap_pos] = skey(deadline, m->susp);
+		sheap_up(c, s->heap_pos);
 	}
 	return true;
 }
@@ -859,10 +1081,12 @@ static void suspicion_cancel(struct member_core *c, struct member *m)
 {
 	if (m->susp == NONE16)
 		return;
-	struct suspicion *s = &c->susp[m->susp];
+	struct suspicion *s = susp_at(c, m->susp);
 	assert(s->used);
+	assert(c->sheap[s->heap_pos] == skey(s->deadline_ms, m->susp));
+	sheap_remove(c, s->heap_pos);
 	s->used = false;
-	s->next_free = c->susp_free;
+	s->heap_pos = c->susp_free;
 	c->susp_free = m->susp;
 	m->susp = NONE16;
 	c->susp_active--;
@@ -901,12 +1125,15 @@ static void refute(struct member_core *c, uint32_t accused_inc, uint64_t now)
 	self->incarnation = inc;
 	health_apply(c, 1);
 	c->stats.refutations++;
-	broadcast(c, self, BC_ALIVE, inc, c->self_gid, now);
+	broadcast(c, c->self_gid, self, BC_ALIVE, inc, c->self_gid, now);
 }
 
-static void on_alive(struct member_core *c, const struct wire_msg *a, uint64_t now)
+/* `gid` is a->id's gid if the caller already looked it up, else NONE32. */
+static void on_alive(struct member_core *c, uint32_t gid, const struct wire_msg *a,
+		     uint64_t now)
 {
-	uint32_t gid = member_dir_intern(c->dir, a->id);
+	if (gid == NONE32)
+		gid = member_dir_intern(c->dir, a->id);
 	if (gid == NONE32) {
 		c->stats.msgs_ignored++;
 		return;
@@ -929,29 +1156,34 @@ static void on_alive(struct member_core *c, const struct wire_msg *a, uint64_t n
 			c->stats.msgs_ignored++;
 			return;
 		}
-		broadcast(c, m, BC_ALIVE, a->incarnation, gid, now);
-		emit_event(c, MEMBER_EV_JOIN, m, MEMBER_ALIVE);
+		broadcast(c, gid, m, BC_ALIVE, a->incarnation, gid, now);
+		emit_event(c, MEMBER_EV_JOIN, gid, m, MEMBER_ALIVE);
+		return;
+	}
+	/* Not newer: only a dead or left member coming back at a new address
+	 * counts (memberlist's updatesNode), so compare identities only then. */
+	bool gone = m->state == MEMBER_DEAD || m->state == MEMBER_LEFT;
+	if (a->incarnation <= m->incarnation && !gone) {
+		c->stats.msgs_ignored++;
 		return;
 	}
 	const struct member_identity *id = member_dir_get(c->dir, gid);
 	bool changed = identity_differs(id, a);
-	bool revives_at_new_addr = changed && (m->state == MEMBER_DEAD || m->state == MEMBER_LEFT);
-	if (a->incarnation <= m->incarnation && !revives_at_new_addr) {
+	if (a->incarnation <= m->incarnation && !changed) {
 		c->stats.msgs_ignored++;
 		return;
 	}
 	suspicion_cancel(c, m);
-	broadcast(c, m, BC_ALIVE, a->incarnation, gid, now);
+	broadcast(c, gid, m, BC_ALIVE, a->incarnation, gid, now);
 	uint8_t prev = m->state;
 	m->incarnation = a->incarnation;
 	if (changed) {
 		identity_store(c, gid, a);
-		emit_event(c, MEMBER_EV_UPDATE, m, prev);
+		emit_event(c, MEMBER_EV_UPDATE, gid, m, prev);
 	}
 	if (m->state != MEMBER_ALIVE) {
-		m->state = MEMBER_ALIVE;
-		m->state_change_ms = now;
-		emit_event(c, MEMBER_EV_ALIVE, m, prev);
+		set_state(c, m, MEMBER_ALIVE, now);
+		emit_event(c, MEMBER_EV_ALIVE, gid, m, prev);
 	}
 }
 
@@ -965,7 +1197,7 @@ static void on_suspect(struct member_core *c, uint32_t gid, uint32_t inc,
 	}
 	if (m->susp != NONE16) {
 		if (suspicion_confirm(c, m, from_gid))
-			broadcast(c, m, BC_SUSPECT, inc, from_gid, now);
+			broadcast(c, gid, m, BC_SUSPECT, inc, from_gid, now);
 		return;
 	}
 	if (m->state != MEMBER_ALIVE) {
@@ -977,13 +1209,12 @@ static void on_suspect(struct member_core *c, uint32_t gid, uint32_t inc,
 			refute(c, inc, now);
 		return;
 	}
-	broadcast(c, m, BC_SUSPECT, inc, from_gid, now);
+	broadcast(c, gid, m, BC_SUSPECT, inc, from_gid, now);
 	uint8_t prev = m->state;
 	m->incarnation = inc;
-	m->state = MEMBER_SUSPECT;
-	m->state_change_ms = now;
-	emit_event(c, MEMBER_EV_SUSPECT, m, prev);
-	suspicion_start(c, m, from_gid, now);
+	set_state(c, m, MEMBER_SUSPECT, now);
+	emit_event(c, MEMBER_EV_SUSPECT, gid, m, prev);
+	suspicion_start(c, gid, m, from_gid, now);
 }
 
 static void on_dead(struct member_core *c, uint32_t gid, uint32_t inc,
@@ -1003,23 +1234,16 @@ static void on_dead(struct member_core *c, uint32_t gid, uint32_t inc,
 		return;
 	}
 	suspicion_cancel(c, m);
-	broadcast(c, m, BC_DEAD, inc, from_gid, now);
+	broadcast(c, gid, m, BC_DEAD, inc, from_gid, now);
 	uint8_t prev = m->state;
 	m->incarnation = inc;
-	m->state = from_gid == gid ? MEMBER_LEFT : MEMBER_DEAD;
-	m->state_change_ms = now;
+	set_state(c, m, from_gid == gid ? MEMBER_LEFT : MEMBER_DEAD, now);
 	if (from_gid == c->self_gid && gid != c->self_gid)
 		c->stats.deaths_declared++;
-	emit_event(c, m->state == MEMBER_LEFT ? MEMBER_EV_LEFT : MEMBER_EV_DEAD, m, prev);
+	emit_event(c, m->state == MEMBER_LEFT ? MEMBER_EV_LEFT : MEMBER_EV_DEAD, gid, m, prev);
 }
 
 /* --- probing ----------------------------------------------------------------- */
-
-static bool probe_candidate(const struct member_core *c, const struct member *m)
-{
-	return m->gid != c->self_gid &&
-	       (m->state == MEMBER_ALIVE || m->state == MEMBER_SUSPECT);
-}
 
 /* Picks up to k distinct random live members other than self and `exclude`;
  * bounded at 3 * count tries (as memberlist's kRandomNodes). */
@@ -1029,20 +1253,21 @@ static unsigned random_members(struct member_core *c, unsigned k, uint32_t exclu
 	unsigned got = 0;
 	size_t tries = 3 * c->count;
 	for (size_t t = 0; t < tries && got < k; t++) {
-		const struct member *m = &c->members[rng_below(&c->rng, c->count)];
-		if (m->gid == c->self_gid || m->gid == exclude)
+		uint32_t gid = c->order[rng_below(&c->rng, c->count)];
+		if (gid == c->self_gid || gid == exclude)
 			continue;
+		const struct member *m = &c->tab[gid];
 		bool ok = m->state == MEMBER_ALIVE || m->state == MEMBER_SUSPECT;
 		if (!ok && with_recent_dead && m->state == MEMBER_DEAD &&
-		    now - m->state_change_ms <= c->cfg.gossip_to_the_dead_ms)
+		    now - since_get(m) <= c->cfg.gossip_to_the_dead_ms)
 			ok = true;
 		if (!ok)
 			continue;
 		bool dup = false;
 		for (unsigned i = 0; i < got; i++)
-			dup |= out[i] == m->gid;
+			dup |= out[i] == gid;
 		if (!dup)
-			out[got++] = m->gid;
+			out[got++] = gid;
 	}
 	return got;
 }
@@ -1053,23 +1278,25 @@ static void probe_start(struct member_core *c, uint64_t now)
 	c->next_probe_ms = now + c->cfg.probe_interval_ms;
 	if (c->leaving)
 		return;
-	const struct member *target = NULL;
+	uint32_t target = NONE32;
 	for (size_t checked = 0; checked < c->count; checked++) {
 		if (c->probe_pos >= c->count) {
 			c->probe_pos = 0;
 			shuffle_members(c);
 		}
-		const struct member *m = &c->members[c->probe_pos++];
-		if (probe_candidate(c, m)) {
-			target = m;
+		uint32_t gid = c->order[c->probe_pos++];
+		uint8_t st = c->tab[gid].state;
+		if (gid != c->self_gid && (st == MEMBER_ALIVE || st == MEMBER_SUSPECT)) {
+			target = gid;
 			break;
 		}
 	}
-	if (!target)
+	if (target == NONE32)
 		return;
+	const struct member *tm = &c->tab[target];
 	uint64_t interval = health_scale(c, c->cfg.probe_interval_ms);
 	c->stage = PROBE_DIRECT;
-	c->probe_gid = target->gid;
+	c->probe_gid = target;
 	c->probe_seq = ++c->seq;
 	c->probe_acked = false;
 	c->nacks_expected = c->nacks_got = 0;
@@ -1082,18 +1309,17 @@ static void probe_start(struct member_core *c, uint64_t now)
 	memset(msgs, 0, sizeof(msgs));
 	msgs[0].type = WIRE_PING;
 	msgs[0].seq = c->probe_seq;
-	memcpy(msgs[0].id, member_dir_get(c->dir, target->gid)->id, SHOAL_NODE_ID_BYTES);
-	if (target->state == MEMBER_SUSPECT) {
+	memcpy(msgs[0].id, dir_id(c->dir, target), SHOAL_NODE_ID_BYTES);
+	if (tm->state == MEMBER_SUSPECT) {
 		/* Lifeguard buddy system: tell a suspect it is suspected. */
 		msgs[1].type = WIRE_SUSPECT;
-		msgs[1].incarnation = target->incarnation;
+		msgs[1].incarnation = tm->incarnation;
 		memcpy(msgs[1].id, msgs[0].id, SHOAL_NODE_ID_BYTES);
-		memcpy(msgs[1].from_id, member_dir_get(c->dir, c->self_gid)->id,
-		       SHOAL_NODE_ID_BYTES);
+		memcpy(msgs[1].from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
 		n = 2;
 	}
 	c->stats.probes_sent++;
-	send_msgs(c, addr_of(c, target->gid), target->gid, msgs, n);
+	send_msgs(c, addr_of(c, target), target, msgs, n);
 }
 
 static void probe_indirect(struct member_core *c, uint64_t now)
@@ -1107,7 +1333,7 @@ static void probe_indirect(struct member_core *c, uint64_t now)
 	memset(&m, 0, sizeof(m));
 	m.type = WIRE_PING_REQ;
 	m.seq = c->probe_seq;
-	memcpy(m.id, member_dir_get(c->dir, c->probe_gid)->id, SHOAL_NODE_ID_BYTES);
+	memcpy(m.id, dir_id(c->dir, c->probe_gid), SHOAL_NODE_ID_BYTES);
 	m.addr = *addr_of(c, c->probe_gid);
 	m.want_nack = true;
 	for (unsigned i = 0; i < got; i++) {
@@ -1136,7 +1362,7 @@ static void probe_end(struct member_core *c, uint64_t now)
 	if (m && m->state == MEMBER_ALIVE)
 		c->stats.suspects_raised++;
 	if (m)
-		on_suspect(c, m->gid, m->incarnation, c->self_gid, now);
+		on_suspect(c, c->probe_gid, m->incarnation, c->self_gid, now);
 }
 
 static void on_ack(struct member_core *c, uint32_t seq, uint64_t now)
@@ -1172,6 +1398,18 @@ static void on_ping_req(struct member_core *c, uint32_t from_gid,
 	if (c->relays_count >= SHOAL_PENDING_PROBES_MAX) {
 		c->stats.msgs_ignored++;
 		return;
+	}
+	if (c->relays_count == c->relays_cap) {
+		size_t cap = c->relays_cap ? c->relays_cap * 2 : 4;
+		if (cap > SHOAL_PENDING_PROBES_MAX)
+			cap = SHOAL_PENDING_PROBES_MAX;
+		struct relay *n = realloc(c->relays, cap * sizeof(*n));
+		if (!n) {
+			c->stats.msgs_ignored++;
+			return;
+		}
+		c->relays = n;
+		c->relays_cap = cap;
 	}
 	struct relay *r = &c->relays[c->relays_count++];
 	r->local_seq = ++c->seq;
@@ -1242,49 +1480,43 @@ static void reconnect(struct member_core *c, uint64_t now)
 	c->next_reconnect_ms = now + c->cfg.reconnect_interval_ms;
 	if (c->leaving)
 		return;
-	size_t dead = 0, live = 0;
-	for (size_t i = 0; i < c->count; i++) {
-		uint8_t s = c->members[i].state;
-		dead += s == MEMBER_DEAD;
-		live += s == MEMBER_ALIVE || s == MEMBER_SUSPECT;
-	}
+	size_t dead = c->dead_count, live = c->live_count;
 	if (dead == 0 || (dead < live && rng_below(&c->rng, live) >= dead))
 		return;
 	size_t pick = (size_t)rng_below(&c->rng, dead);
 	for (size_t i = 0; i < c->count; i++) {
-		const struct member *m = &c->members[i];
-		if (m->state != MEMBER_DEAD || pick-- != 0)
+		uint32_t gid = c->order[i];
+		if (c->tab[gid].state != MEMBER_DEAD || pick-- != 0)
 			continue;
 		struct out_item *o = out_push(c, MEMBER_OUT_PUSHPULL);
 		if (!o)
 			return;
-		o->to = *addr_of(c, m->gid);
-		o->to_gid = m->gid;
+		o->to = *addr_of(c, gid);
+		o->to_gid = gid;
 		c->stats.reconnects_started++;
 		return;
 	}
+	assert(!"dead_count disagrees with the table");
 }
 
 static void reclaim(struct member_core *c, uint64_t now)
 {
 	if (!c->cfg.dead_reclaim_ms)
 		return;
-	bool removed = false;
 	for (size_t i = 0; i < c->count;) {
-		struct member *m = &c->members[i];
+		uint32_t gid = c->order[i];
+		struct member *m = &c->tab[gid];
 		if ((m->state == MEMBER_DEAD || m->state == MEMBER_LEFT) &&
-		    m->gid != c->self_gid && now - m->state_change_ms > c->cfg.dead_reclaim_ms) {
-			if (m->bcast != NONE16)
-				bcast_release(c, m->bcast);
+		    gid != c->self_gid && now - since_get(m) > c->cfg.dead_reclaim_ms) {
+			bcast_release(c, m);
 			suspicion_cancel(c, m);
-			c->members[i] = c->members[--c->count];
-			removed = true;
+			count_state(c, m->state, ST_NONE);
+			m->state = ST_NONE;
+			c->order[i] = c->order[--c->count];
 			continue;
 		}
 		i++;
 	}
-	if (removed)
-		index_rebuild(c);
 }
 
 /* --- public API ------------------------------------------------------------ */
@@ -1307,19 +1539,15 @@ struct member_core *member_core_new(const struct member_config *cfg,
 	rng_seed(&c->rng, seed);
 	c->incarnation = incarnation;
 	c->susp_free = NONE16;
-	c->bc_free = NONE16;
-	memset(c->bucket_head, 0xff, sizeof(c->bucket_head));
-	c->index_cap = 16;
-	c->index = malloc(c->index_cap * sizeof(*c->index));
+	c->susp_pool.item_bytes = sizeof(struct suspicion);
+	c->susp_pool.items_max = SHOAL_SUSPICIONS_MAX;
 	c->self_gid = member_dir_intern(dir, self->id);
-	if (!c->index || c->self_gid == NONE32) {
+	if (c->self_gid == NONE32) {
 		member_core_free(c);
 		return NULL;
 	}
-	memset(c->index, 0xff, c->index_cap * sizeof(*c->index));
 	struct member_identity *me = (struct member_identity *)member_dir_get(dir, c->self_gid);
 	*me = *self;
-	c->self_slot_gid = c->self_gid;
 	struct member *m = member_add(c, c->self_gid, incarnation, MEMBER_ALIVE, now_ms);
 	if (!m) {
 		member_core_free(c);
@@ -1327,7 +1555,7 @@ struct member_core *member_core_new(const struct member_config *cfg,
 	}
 	c->next_gossip_ms = TIME_NEVER;
 	c->gossip_origin_ms = now_ms - rng_below(&c->rng, cfg->gossip_interval_ms);
-	broadcast(c, m, BC_ALIVE, incarnation, c->self_gid, now_ms);
+	broadcast(c, c->self_gid, m, BC_ALIVE, incarnation, c->self_gid, now_ms);
 	/* Spread the first probe and push-pull over the interval so that nodes
 	 * started together do not probe in lockstep. */
 	c->next_probe_ms = now_ms + rng_below(&c->rng, cfg->probe_interval_ms);
@@ -1346,11 +1574,14 @@ void member_core_free(struct member_core *c)
 {
 	if (!c)
 		return;
-	free(c->members);
-	free(c->index);
-	free(c->susp);
+	free(c->tab);
+	free(c->order);
+	pool_free(&c->susp_pool);
 	free(c->sheap);
-	free(c->bc);
+	for (size_t t = 0; t < c->tiers_count; t++)
+		free(c->tiers[t].v);
+	free(c->tiers);
+	free(c->relays);
 	free(c->outq);
 	free(c->arena);
 	free(c);
@@ -1381,13 +1612,20 @@ int member_core_leave(struct member_core *c, uint64_t now_ms)
 		return SHOAL_ESTATE;
 	c->leaving = true;
 	c->stage = PROBE_IDLE;
-	struct member *self = find(c, c->self_gid);
-	assert(self);
+	assert(find(c, c->self_gid));
 	c->incarnation++;
 	on_dead(c, c->self_gid, c->incarnation, c->self_gid, now_ms);
 	/* Push the news out now rather than at the next gossip tick. */
 	gossip(c, now_ms);
 	return 0;
+}
+
+/* The gid of a message's subject, for the kinds that name one. */
+static uint32_t subject_gid(const struct member_core *c, const struct wire_msg *m)
+{
+	if (m->type != WIRE_ALIVE && m->type != WIRE_SUSPECT && m->type != WIRE_DEAD)
+		return NONE32;
+	return member_dir_find(c->dir, m->id);
 }
 
 int member_core_recv_packet(struct member_core *c,
@@ -1396,6 +1634,7 @@ int member_core_recv_packet(struct member_core *c,
 			    const uint8_t *payload, size_t len, uint64_t now_ms)
 {
 	static _Thread_local struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
+	uint32_t gids[SHOAL_MSGS_PER_PACKET_MAX];
 	size_t n = 0;
 	out_compact(c);
 	int err = wire_decode_payload(payload, len, msgs, &n);
@@ -1409,6 +1648,14 @@ int member_core_recv_packet(struct member_core *c,
 		c->stats.msgs_ignored++;
 		return 0;
 	}
+	/* Look every subject up first and start loading its table entry: in a
+	 * simulation the tables of 10,000 cores do not fit any cache, and the
+	 * loads of one packet's messages can overlap. */
+	for (size_t i = 0; i < n; i++) {
+		gids[i] = subject_gid(c, &msgs[i]);
+		if (gids[i] < c->tab_cap)
+			__builtin_prefetch(&c->tab[gids[i]]);
+	}
 	/* A member we hold dead is talking to us: tell it, so it refutes. */
 	struct member *sender = find(c, from_gid);
 	if (sender && sender->state == MEMBER_DEAD && !c->leaving) {
@@ -1417,12 +1664,14 @@ int member_core_recv_packet(struct member_core *c,
 		d.type = WIRE_DEAD;
 		d.incarnation = sender->incarnation;
 		memcpy(d.id, from_id, SHOAL_NODE_ID_BYTES);
-		memcpy(d.from_id, member_dir_get(c->dir, c->self_gid)->id, SHOAL_NODE_ID_BYTES);
+		memcpy(d.from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
 		send_one(c, from_gid, from, &d);
 	}
-	const uint8_t *self_id = member_dir_get(c->dir, c->self_gid)->id;
+	const uint8_t *self_id = dir_id(c->dir, c->self_gid);
 	for (size_t i = 0; i < n; i++) {
 		const struct wire_msg *m = &msgs[i];
+		/* An earlier ALIVE in this packet may have added the subject. */
+		uint32_t gid = gids[i] != NONE32 ? gids[i] : subject_gid(c, m);
 		switch (m->type) {
 		case WIRE_PING: {
 			if (memcmp(m->id, self_id, SHOAL_NODE_ID_BYTES) != 0) {
@@ -1454,11 +1703,10 @@ int member_core_recv_packet(struct member_core *c,
 				c->stats.msgs_ignored++;
 			break;
 		case WIRE_ALIVE:
-			on_alive(c, m, now_ms);
+			on_alive(c, gid, m, now_ms);
 			break;
 		case WIRE_SUSPECT:
 		case WIRE_DEAD: {
-			uint32_t gid = member_dir_find(c->dir, m->id);
 			uint32_t by = member_dir_intern(c->dir, m->from_id);
 			if (gid == NONE32 || by == NONE32) {
 				c->stats.msgs_ignored++;
@@ -1490,16 +1738,19 @@ int member_core_encode_state(struct member_core *c, bool join, uint8_t **out,
 		return SHOAL_ENOMEM;
 	struct wr w = wr_init(buf, cap);
 	wire_put_state_header(&w, join, (uint32_t)c->count);
+	struct wire_state_entry e;
 	for (size_t i = 0; i < c->count; i++) {
-		const struct member *m = &c->members[i];
-		const struct member_identity *id = member_dir_get(c->dir, m->gid);
-		struct wire_state_entry e;
+		uint32_t gid = c->order[i];
+		const struct member *m = &c->tab[gid];
+		const struct member_identity *id = member_dir_get(c->dir, gid);
+		/* Only what the encoder reads: NUL-terminated labels. */
 		memcpy(e.node.id, id->id, SHOAL_NODE_ID_BYTES);
 		e.node.addr = id->addr;
-		memcpy(e.node.name, id->name, sizeof(e.node.name));
+		copy_label(e.node.name, id->name, SHOAL_NAME_BYTES_MAX);
 		e.node.tags_count = id->tags_count;
-		memcpy(e.node.tags, id->tags, sizeof(e.node.tags));
-		e.incarnation = m->gid == c->self_gid ? c->incarnation : m->incarnation;
+		for (uint8_t t = 0; t < id->tags_count; t++)
+			copy_label(e.node.tags[t], id->tags[t], SHOAL_TAG_BYTES_MAX);
+		e.incarnation = gid == c->self_gid ? c->incarnation : m->incarnation;
 		e.state = m->state;
 		wire_put_state_entry(&w, &e);
 	}
@@ -1510,6 +1761,60 @@ int member_core_encode_state(struct member_core *c, bool join, uint8_t **out,
 	*out = buf;
 	*out_len = w.len;
 	return 0;
+}
+
+/* Merges one entry of a remote state (memberlist's mergeState). */
+static void merge_entry(struct member_core *c, const struct wire_state_entry *e, uint64_t now)
+{
+	uint32_t gid = member_dir_find(c->dir, e->node.id);
+	const struct member *m = find(c, gid);
+	/* Nothing to do for what we already know at this incarnation or newer:
+	 * the common case of a push-pull between members that agree. */
+	if (m && gid != c->self_gid && e->incarnation <= m->incarnation) {
+		/* (A dead or left member may still come back at a new address:
+		 * on_alive compares identities for those.) */
+		bool live = m->state == MEMBER_ALIVE || m->state == MEMBER_SUSPECT;
+		if (e->state == MEMBER_ALIVE && live) {
+			c->stats.msgs_ignored++;
+			return;
+		}
+		if ((e->state == MEMBER_DEAD || e->state == MEMBER_SUSPECT) &&
+		    e->incarnation < m->incarnation) {
+			c->stats.msgs_ignored++;
+			return;
+		}
+	}
+	struct wire_msg a;
+	a.type = WIRE_ALIVE;
+	a.incarnation = e->incarnation;
+	memcpy(a.id, e->node.id, SHOAL_NODE_ID_BYTES);
+	a.addr = e->node.addr;
+	memcpy(a.name, e->node.name, sizeof(a.name));
+	a.tags_count = e->node.tags_count;
+	memcpy(a.tags, e->node.tags, sizeof(a.tags));
+	switch (e->state) {
+	case MEMBER_ALIVE:
+		on_alive(c, gid, &a, now);
+		break;
+	case MEMBER_LEFT:
+		/* Learn the member first if new, then record the leave. */
+		if (!m) {
+			on_alive(c, gid, &a, now);
+			gid = member_dir_find(c->dir, e->node.id);
+		}
+		on_dead(c, gid, e->incarnation, gid, now);
+		break;
+	case MEMBER_DEAD:
+	case MEMBER_SUSPECT:
+		/* memberlist prefers suspicion over trusting a remote death
+		 * verdict: the member gets a chance to refute. */
+		if (!m) {
+			on_alive(c, gid, &a, now);
+			gid = member_dir_find(c->dir, e->node.id);
+		}
+		on_suspect(c, gid, e->incarnation, c->self_gid, now);
+		break;
+	}
 }
 
 int member_core_recv_state(struct member_core *c, const uint8_t *state,
@@ -1525,42 +1830,8 @@ int member_core_recv_state(struct member_core *c, const uint8_t *state,
 		return err;
 	}
 	c->stats.pushpulls_merged++;
-	for (size_t i = 0; i < n; i++) {
-		const struct wire_state_entry *e = &es[i];
-		struct wire_msg a;
-		memset(&a, 0, sizeof(a));
-		a.type = WIRE_ALIVE;
-		a.incarnation = e->incarnation;
-		memcpy(a.id, e->node.id, SHOAL_NODE_ID_BYTES);
-		a.addr = e->node.addr;
-		memcpy(a.name, e->node.name, sizeof(a.name));
-		a.tags_count = e->node.tags_count;
-		memcpy(a.tags, e->node.tags, sizeof(a.tags));
-		uint32_t gid = member_dir_find(c->dir, e->node.id);
-		switch (e->state) {
-		case MEMBER_ALIVE:
-			on_alive(c, &a, now_ms);
-			break;
-		case MEMBER_LEFT:
-			/* Learn the member first if new, then record the leave. */
-			if (gid == NONE32 || !find(c, gid)) {
-				on_alive(c, &a, now_ms);
-				gid = member_dir_find(c->dir, e->node.id);
-			}
-			on_dead(c, gid, e->incarnation, gid, now_ms);
-			break;
-		case MEMBER_DEAD:
-		case MEMBER_SUSPECT:
-			/* memberlist prefers suspicion over trusting a remote
-			 * death verdict: the member gets a chance to refute. */
-			if (gid == NONE32 || !find(c, gid)) {
-				on_alive(c, &a, now_ms);
-				gid = member_dir_find(c->dir, e->node.id);
-			}
-			on_suspect(c, gid, e->incarnation, c->self_gid, now_ms);
-			break;
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		merge_entry(c, &es[i], now_ms);
 	free(es);
 	return 0;
 }
@@ -1569,19 +1840,14 @@ void member_core_tick(struct member_core *c, uint64_t now)
 {
 	out_compact(c);
 	/* suspicion timeouts */
-	while (c->sheap_len && c->sheap[0].deadline_ms <= now) {
-		if (!sheap_top_current(c)) {
-			sheap_pop(c);
-			continue;
-		}
-		uint16_t slot = c->sheap[0].slot;
-		sheap_pop(c);
-		struct suspicion *s = &c->susp[slot];
-		struct member *m = find(c, s->gid);
+	while (c->sheap_len && (c->sheap[0] >> SKEY_SHIFT) <= now) {
+		uint16_t slot = (uint16_t)c->sheap[0];
+		uint32_t gid = susp_at(c, slot)->gid;
+		struct member *m = find(c, gid);
 		assert(m && m->susp == slot);
 		uint32_t inc = m->incarnation;
 		suspicion_cancel(c, m);
-		on_dead(c, m->gid, inc, c->self_gid, now);
+		on_dead(c, gid, inc, c->self_gid, now);
 	}
 	/* relayed probes that timed out */
 	for (size_t i = 0; i < c->relays_count;) {
@@ -1631,8 +1897,8 @@ uint64_t member_core_next_deadline(const struct member_core *c)
 		t = c->next_pushpull_ms;
 	if (c->next_reconnect_ms < t)
 		t = c->next_reconnect_ms;
-	if (c->sheap_len && c->sheap[0].deadline_ms < t)
-		t = c->sheap[0].deadline_ms;
+	if (c->sheap_len && (c->sheap[0] >> SKEY_SHIFT) < t)
+		t = c->sheap[0] >> SKEY_SHIFT;
 	for (size_t i = 0; i < c->relays_count; i++) {
 		const struct relay *r = &c->relays[i];
 		uint64_t due = r->want_nack && !r->nacked ? r->nack_ms : r->deadline_ms;
@@ -1672,27 +1938,25 @@ int member_core_add_alive(struct member_core *c, uint32_t gid,
 
 size_t member_core_count(const struct member_core *c) { return c->count; }
 
-size_t member_core_live_count(const struct member_core *c)
-{
-	return count_in_state(c, true);
-}
+size_t member_core_live_count(const struct member_core *c) { return c->live_count; }
 
-static void fill_info(const struct member_core *c, const struct member *m,
+static void fill_info(const struct member_core *c, uint32_t gid, const struct member *m,
 		      struct member_info *out)
 {
-	out->ident = member_dir_get(c->dir, m->gid);
-	out->gid = m->gid;
+	out->ident = member_dir_get(c->dir, gid);
+	out->gid = gid;
 	out->state = (enum member_state)m->state;
-	out->incarnation = m->gid == c->self_gid ? c->incarnation : m->incarnation;
-	out->state_change_ms = m->state_change_ms;
-	out->is_self = m->gid == c->self_gid;
+	out->incarnation = gid == c->self_gid ? c->incarnation : m->incarnation;
+	out->state_change_ms = since_get(m);
+	out->is_self = gid == c->self_gid;
 }
 
 int member_core_get(const struct member_core *c, size_t index, struct member_info *out)
 {
 	if (index >= c->count)
 		return SHOAL_ENOTFOUND;
-	fill_info(c, &c->members[index], out);
+	uint32_t gid = c->order[index];
+	fill_info(c, gid, &c->tab[gid], out);
 	return 0;
 }
 
@@ -1701,7 +1965,7 @@ int member_core_lookup(const struct member_core *c, uint32_t gid, struct member_
 	const struct member *m = find(c, gid);
 	if (!m)
 		return SHOAL_ENOTFOUND;
-	fill_info(c, m, out);
+	fill_info(c, gid, m, out);
 	return 0;
 }
 

@@ -28,7 +28,9 @@
  *
  * Identities (id, name, tags, address) live in a member_dir that several
  * cores may share (the simulator shares one across all nodes to keep memory
- * O(N) for identities); per-core state is ~24 bytes per member.
+ * O(N) for identities); per-core state is 18 bytes per member (a 16-byte
+ * entry in a table indexed by gid, and a 2-byte slot in the probe order),
+ * plus the broadcasts and suspicions in flight.
  */
 #ifndef SHOAL_CORE_MEMBERSHIP_H
 #define SHOAL_CORE_MEMBERSHIP_H
@@ -88,6 +90,9 @@ uint32_t member_dir_intern(struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_
 uint32_t member_dir_find(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES]);
 const struct member_identity *member_dir_get(const struct member_dir *d, uint32_t gid);
 size_t member_dir_count(const struct member_dir *d);
+/* Makes room for n identities so that interning them does not reallocate.
+ * Returns 0, SHOAL_ETOOBIG (over the directory's bound) or SHOAL_ENOMEM. */
+int member_dir_reserve(struct member_dir *d, size_t n);
 
 /* --- outputs --------------------------------------------------------------- */
 enum member_event_kind {
@@ -200,6 +205,12 @@ uint64_t member_core_next_deadline(const struct member_core *c);
 /* Pops the next output; false when none. Output data stays valid until the
  * next call into the core other than member_core_poll. */
 bool member_core_poll(struct member_core *c, struct member_out *out);
+
+/* Sizes the member tables for `members` members (and every gid the
+ * directory holds) at once, instead of growing them as members arrive: the
+ * simulator knows the cluster size. Returns 0, SHOAL_ETOOBIG or
+ * SHOAL_ENOMEM; on error the core is unchanged but usable. */
+int member_core_reserve(struct member_core *c, size_t members);
 
 /* Adds a member known alive without any message (simulator warm start). */
 int member_core_add_alive(struct member_core *c, uint32_t gid,
