@@ -1254,6 +1254,42 @@ static int commit_targets_draft(struct repo *r, json_t *draft, unsigned *dropped
 	return 0;
 }
 
+/* Metadata files are the canonical bytes, which write every string byte as
+ * is: a control byte would make them invalid JSON to every parser, so
+ * custom strings may not hold one. Object keys are printable ASCII, since
+ * implementations sort keys by UTF-8 bytes or by UTF-16 units, which
+ * disagree beyond the BMP. Depth is bounded by cjson_parse/encode. */
+static bool custom_ok(const json_t *v, int depth)
+{
+	if (depth > SHOAL_CJSON_DEPTH_MAX)
+		return false;
+	if (json_is_string(v)) {
+		const unsigned char *p = (const unsigned char *)json_string_value(v);
+		for (size_t i = 0; i < json_string_length(v); i++)
+			if (p[i] < 0x20 || p[i] == 0x7f)
+				return false;
+		return true;
+	}
+	if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v); i++)
+			if (!custom_ok(json_array_get(v, i), depth + 1))
+				return false;
+		return true;
+	}
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *x;
+		json_object_foreach((json_t *)v, k, x) {
+			for (const unsigned char *p = (const unsigned char *)k; *p; p++)
+				if (*p < 0x20 || *p >= 0x7f)
+					return false;
+			if (!custom_ok(x, depth + 1))
+				return false;
+		}
+	}
+	return true;
+}
+
 int repo_add_target(struct repo *r, const char *file, const char *name, const json_t *custom,
 		    int64_t now_s, unsigned expires_days, unsigned *dropped, char *err,
 		    size_t errlen)
@@ -1278,6 +1314,9 @@ int repo_add_target(struct repo *r, const char *file, const char *name, const js
 			return errf(err, errlen, SHOAL_EINVAL, "custom: %s",
 				    rc == SHOAL_ETOOBIG ? "larger than the bound on custom JSON"
 							: "not canonical JSON (no real numbers allowed)");
+		if (!custom_ok(custom, 0))
+			return errf(err, errlen, SHOAL_EINVAL, "custom: strings may not hold control "
+				    "characters, and keys must be printable ASCII");
 	}
 	int64_t length = 0;
 	char sha256[65], sha512[129];

@@ -94,7 +94,8 @@ const char *repo_path(const struct repo *r);
 /* Stages FILE as target NAME (1..SHOAL_TUF_TARGET_NAME_BYTES_MAX bytes of
  * [A-Za-z0-9._~+-] in '/'-separated parts, none "." or "..", each at most
  * 120 bytes) with its length, sha256 and sha512, and custom (a JSON object,
- * or NULL for none) in staged targets. expires_days 0 keeps the staged
+ * or NULL for none: integers only, no control characters in strings, keys
+ * printable ASCII) in staged targets. expires_days 0 keeps the staged
  * expiry (REPO_TARGETS_EXPIRES_DAYS_DEFAULT for a new staged version).
  * *dropped gets how many signatures the change invalidated. */
 int repo_add_target(struct repo *r, const char *file, const char *name, const json_t *custom,

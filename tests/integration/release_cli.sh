@@ -130,8 +130,10 @@ enc() { printf '%s' "$1" | sed 's|/|%2F|g'; }
 # ---- release 1: two of three publishers ----
 printf 'rule base { strings: $a = "evil" condition: $a }\n' >base.yar
 expect 0 "$S" release add --repo "$repo" base.yar --name rules/base.yar \
-	--custom '{"waves":["0.01","0.1","0.5","1"],"soak_s":300}'
+	--custom '{"waves":["0.01","0.1","0.5","1"],"soak_s":300,"note":"caf\u00e9 \"q\" \\ ok"}'
 has "0 of 2"
+expect 1 "$S" release add --repo "$repo" base.yar --custom '{"a":"x\ny"}' --name x
+has "control characters"
 expect 1 "$S" release add --repo "$repo" base.yar --custom '[1]' --name x
 has "not a JSON object"
 expect 0 "$S" release sign --repo "$repo" --key "$repo/keys/publisher-1.key"
@@ -161,7 +163,8 @@ python3 - "$work/out" <<'PY' || fail "status --json: custom or signatures wrong"
 import json, sys
 s = json.load(open(sys.argv[1]))
 t = s["published_targets"]["rules/base.yar"]
-assert t["custom"] == {"waves": ["0.01", "0.1", "0.5", "1"], "soak_s": 300}, t
+assert t["custom"] == {"waves": ["0.01", "0.1", "0.5", "1"], "soak_s": 300,
+                       "note": "caf\u00e9 \"q\" \\ ok"}, t
 assert set(t["hashes"]) == {"sha256", "sha512"}
 assert s["targets"]["version"] == 2 and s["staged"] == {}
 PY

@@ -316,7 +316,13 @@ static void thresholds_and_client(void **state)
 	assert_int_equal(repo_add_target(r, file, "rules/base.yar", custom, now_s(), 0, &dropped,
 					 err, sizeof(err)), SHOAL_EINVAL);
 	json_decref(custom);
-	custom = json_pack("{s:[i,i,i],s:i}", "waves_permille", 10, 100, 1000, "soak_s", 300);
+	/* control bytes would make the canonical file invalid JSON */
+	custom = json_pack("{s:s}", "note", "two\nlines");
+	assert_int_equal(repo_add_target(r, file, "rules/base.yar", custom, now_s(), 0, &dropped,
+					 err, sizeof(err)), SHOAL_EINVAL);
+	json_decref(custom);
+	custom = json_pack("{s:[i,i,i],s:i,s:s}", "waves_permille", 10, 100, 1000, "soak_s", 300,
+			   "note", "caf\xc3\xa9 \"quoted\" back\\slash");
 	assert_int_equal(repo_add_target(r, file, "rules/base.yar", custom, now_s(), 0, &dropped,
 					 err, sizeof(err)), 0);
 	assert_int_equal(repo_add_target(r, file, "../evil", NULL, now_s(), 0, &dropped, err,
