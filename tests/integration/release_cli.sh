@@ -10,7 +10,9 @@
 # --allow-under-threshold, the drill), and both must follow a root rotation
 # made with `shoal release rotate-root`. Also: refusals (below threshold,
 # signing twice, wrong-role key), the trust anchor's root chain, publish
-# --data against a stand-in agent socket, usage errors and the manuals.
+# --data against a stand-in agent socket (its error replies, the exact
+# request) and against a real agent that verifies the release against the
+# root installed by `shoal init --root`, usage errors and the manuals.
 #
 # Needs node (tuf-js, installed by tests/tufjs/setup.sh): without it the
 # shoal-only checks run and the test exits 77 (SKIP) saying so.
@@ -332,6 +334,45 @@ expect 0 "$S" release publish --repo "$repo" --data "$work/agent"
 has 'agent: {"announce_seq":3,"targets_version":5}'
 kill "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null
 agent_pid=
+
+# A real agent, trusting the other repository's root 1 (installed by init
+# --root): publish --data hands it the repository; it verifies the release
+# against its anchor, following the repository's root 2.
+expect 0 "$S" init --data n4 --fleet fleet --name n4 --root other/metadata/1.root.json
+printf 'rule other { condition: false }\n' >other.yar
+expect 0 "$S" release add --repo other other.yar --name rules/other.yar
+expect 0 "$S" release sign --repo other --key other/keys/publisher-1.key
+for _ in 1 2 3 4 5; do
+	port=$((20000 + RANDOM % 30000))
+	"$S" agent --data n4 --bind "127.0.0.1:$port" >agent_n4.log 2>&1 &
+	agent_pid=$!
+	for _ in $(seq 50); do [ -S n4/control.sock ] && break; sleep 0.1; done
+	kill -0 "$agent_pid" 2>/dev/null && break # else the port was taken: try another
+	agent_pid=
+done
+[ -n "$agent_pid" ] || fail "the agent did not start: $(tail -3 agent_n4.log)"
+expect 0 "$S" release publish --repo other --data n4
+has '"announce_seq"'
+want_v=$("$S" release status --repo other --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["targets"]["version"])')
+want_sha=$(sha256sum other.yar | cut -d' ' -f1)
+state=
+for _ in $(seq 100); do
+	state=$("$S" releases --data n4 --json 2>/dev/null | python3 -c '
+import json, sys
+r = [x for x in json.load(sys.stdin)["releases"] if x["version"] == int(sys.argv[1])]
+print(" ".join([r[0]["state"]] + [t["name"] + "=" + t["sha256"] for t in r[0]["targets"]] + [r[0]["reason"]]) if r else "")' "$want_v" 2>/dev/null)
+	case $state in verified* | rejected*) break ;; esac
+	sleep 0.2
+done
+case $state in
+"verified rules/other.yar=$want_sha"*) ;;
+*) fail "the agent did not verify release $want_v: '$state'" ;;
+esac
+expect 0 "$S" trust show --data n4
+has "trusted root version 2"
+kill "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null
+agent_pid=
+grep -q -E 'Sanitizer|runtime error' agent_n4.log && fail "agent: $(grep -E 'Sanitizer|runtime error' agent_n4.log | head -3)"
 
 if [ "$fails" -ne 0 ]; then
 	echo "release_cli: $fails failure(s)" >&2
