@@ -16,6 +16,9 @@
 
 #define SEQ_MAX ((uint64_t)INT64_MAX) /* as store/feed.h: SQLite integers */
 
+_Static_assert(SHOAL_FEED_AUTHORS_MAX <= SHOAL_SYNC_FEEDS_MAX,
+	       "a sync session can list every feed a store holds");
+
 struct mf_rec {
 	uint64_t seq;
 	uint8_t hash[RECORD_HASH_BYTES];
@@ -58,6 +61,43 @@ void memfeed_free(struct memfeed *m)
 	}
 	free(m->feeds);
 	free(m);
+}
+
+struct memfeed *memfeed_clone(const struct memfeed *m)
+{
+	assert(m);
+	struct memfeed *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->records_max = m->records_max;
+	c->stats = m->stats;
+	c->feeds = calloc(m->n ? m->n : 1, sizeof(*c->feeds));
+	if (!c->feeds)
+		goto fail;
+	c->cap = m->n;
+	for (size_t i = 0; i < m->n; i++, c->n++) {
+		const struct mf_feed *f = &m->feeds[i];
+		struct mf_feed *g = &c->feeds[i];
+		memcpy(g->author, f->author, SHOAL_NODE_ID_BYTES);
+		g->pruned_through = f->pruned_through;
+		g->recs = calloc(f->n ? f->n : 1, sizeof(*g->recs));
+		if (!g->recs)
+			goto fail;
+		g->cap = f->n;
+		for (size_t k = 0; k < f->n; k++, g->n++) {
+			g->recs[k] = f->recs[k];
+			g->recs[k].rec = malloc(sizeof(struct record));
+			if (!g->recs[k].rec)
+				goto fail;
+			*g->recs[k].rec = *f->recs[k].rec;
+		}
+		c->records += g->n;
+	}
+	assert(c->records == m->records);
+	return c;
+fail:
+	memfeed_free(c);
+	return NULL;
 }
 
 /* Index of author's feed, or where it would go (*found false). */
@@ -205,7 +245,8 @@ int memfeed_put(struct memfeed *m, const struct record *r, enum repl_put *res)
 		return 0;
 	}
 	if (m->records >= m->records_max ||
-	    (f && f->n >= SHOAL_FEED_RECORDS_PER_AUTHOR_MAX)) {
+	    (f && f->n >= SHOAL_FEED_RECORDS_PER_AUTHOR_MAX) ||
+	    (!f && m->n >= SHOAL_FEED_AUTHORS_MAX)) {
 		m->stats.put_full++;
 		return SHOAL_EFULL;
 	}

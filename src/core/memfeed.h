@@ -8,7 +8,8 @@
  * neighbours seq, seq+1 always link; a contradicting record (same seq, or
  * a broken link) is refused as REPL_PUT_EQUIVOCATION and counted as
  * evidence; a record at or below what pruning dropped and not held is
- * REPL_PUT_STALE; bounds give SHOAL_EFULL. A byte-identical copy of a held
+ * REPL_PUT_STALE; bounds (records, records per author, authors:
+ * SHOAL_FEED_*_MAX) give SHOAL_EFULL. A byte-identical copy of a held
  * record is REPL_PUT_DUP without a signature check (it is the verified
  * record), so duplicates are cheap.
  *
@@ -45,6 +46,10 @@ extern const struct repl_store_ops memfeed_ops;
 /* records_max: total records held (0: SHOAL_FEED_RECORDS_MAX). */
 struct memfeed *memfeed_new(uint64_t records_max);
 void memfeed_free(struct memfeed *m);
+
+/* A deep copy of m (records, retention points, stats), or NULL on ENOMEM:
+ * a fixture built once (signatures checked once) and cloned per run. */
+struct memfeed *memfeed_clone(const struct memfeed *m);
 
 /* The same check-and-store as memfeed_ops.put. */
 int memfeed_put(struct memfeed *m, const struct record *r, enum repl_put *res) SHOAL_MUST_CHECK;

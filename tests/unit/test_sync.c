@@ -575,6 +575,21 @@ static void memfeed_put_semantics(void **state)
 	assert_int_equal(out[0].seq, 3);
 	assert_int_equal(out[1].seq, 6);
 
+	/* a clone holds the same and lives on its own */
+	struct memfeed *cl = memfeed_clone(g);
+	assert_non_null(cl);
+	assert_int_equal(memfeed_records(cl), 3);
+	assert_true(memfeed_has(cl, c.pk, 6));
+	give(cl, &c, 2, 2);
+	assert_false(memfeed_has(g, c.pk, 2));
+	assert_int_equal(memfeed_put(cl, &c.recs[5], &res), 0);
+	assert_int_equal(res, REPL_PUT_DUP);
+	memfeed_free(cl);
+	cl = memfeed_clone(m); /* with a pruned feed */
+	assert_int_equal(memfeed_put(cl, &c.recs[0], &res), 0);
+	assert_int_equal(res, REPL_PUT_STALE);
+	memfeed_free(cl);
+
 	/* append continues the feed and signs */
 	struct record a;
 	struct memfeed *own = memfeed_new(0);
