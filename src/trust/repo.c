@@ -50,7 +50,6 @@
 #define DIR_BYTES_MAX (SHOAL_PATH_BYTES_MAX - SHOAL_TUF_TARGET_NAME_BYTES_MAX - 512)
 /* DIR/keys, DIR/generations/G, ...: room left for a file name in them. */
 #define SUBDIR_BYTES_MAX (DIR_BYTES_MAX + 64)
-#define NAME_PART_BYTES_MAX 120 /* HASH(128) + '.' + part fits a 255-byte file name */
 #define DAY_S 86400
 #define COPY_CHUNK_BYTES 65536
 
@@ -1088,7 +1087,7 @@ bool repo_valid_target_name(const char *name)
 		char c = name[i];
 		if (c == '/' || c == '\0') {
 			const char *start = name + i - part;
-			if (part == 0 || part > NAME_PART_BYTES_MAX || (part == 1 && start[0] == '.') ||
+			if (part == 0 || part > SHOAL_REPO_NAME_PART_BYTES_MAX || (part == 1 && start[0] == '.') ||
 			    (part == 2 && start[0] == '.' && start[1] == '.'))
 				return false;
 			part = 0;
@@ -1300,7 +1299,7 @@ int repo_add_target(struct repo *r, const char *file, const char *name, const js
 		return errf(err, errlen, SHOAL_EINVAL,
 			    "target name '%s': use '/'-separated parts of A-Z a-z 0-9 . _ ~ + - "
 			    "(not '.' or '..', each at most %d bytes, at most %d bytes in all)",
-			    name, NAME_PART_BYTES_MAX, SHOAL_TUF_TARGET_NAME_BYTES_MAX);
+			    name, SHOAL_REPO_NAME_PART_BYTES_MAX, SHOAL_TUF_TARGET_NAME_BYTES_MAX);
 	if (expires_days > SHOAL_REPO_EXPIRES_DAYS_MAX)
 		return errf(err, errlen, SHOAL_EINVAL, "expiry must be 1..%d days", SHOAL_REPO_EXPIRES_DAYS_MAX);
 	if (custom) {
