@@ -116,6 +116,7 @@
 #define SHOAL_REPO_EXPIRES_DAYS_MAX  3650   /* any --expires-days */
 #define SHOAL_REPO_GENERATION_FILES_MAX 1024 /* files in one published metadata generation */
 #define SHOAL_REPO_DIR_DEPTH_MAX       16   /* '/' in a target name; depth a cleanup walks */
+#define SHOAL_REPO_NAME_PART_BYTES_MAX 120  /* one part of a target name: HASH(128).PART fits 255 */
 
 /* --- dissemination: eager push and anti-entropy sync (DESIGN 4.5) ------ */
 #define SHOAL_REPL_FANOUT_MAX            16   /* peers one push round sends to */
@@ -134,16 +135,6 @@
 #define SHOAL_SYNC_TIMEOUT_MS        120000   /* one whole sync session over a stream */
 #define SHOAL_BLOB_PEERS_MAX             64   /* candidate peers one blob download tracks */
 #define SHOAL_BLOB_PEER_FAILURES_MAX      3   /* transport failures before a peer is dropped for a blob */
-
-/* --- publisher repositories (shoal release, src/trust/repo.c) ---------- */
-#define SHOAL_REPO_ROLE_KEYS_MAX       16   /* keys init or rotate-root gives one role */
-#define SHOAL_REPO_KEY_FILES_MAX      256   /* DIR/keys/NAME.pub files read to find a key */
-#define SHOAL_REPO_TARGETS_MAX       4096   /* targets in one targets version */
-#define SHOAL_REPO_CUSTOM_BYTES_MAX (16u * 1024) /* one target's custom JSON */
-#define SHOAL_REPO_EXPIRES_DAYS_MAX  3650   /* any --expires-days */
-#define SHOAL_REPO_GENERATION_FILES_MAX 1024 /* files in one published metadata generation */
-#define SHOAL_REPO_DIR_DEPTH_MAX       16   /* '/' in a target name; depth a cleanup walks */
-#define SHOAL_REPO_NAME_PART_BYTES_MAX 120  /* one part of a target name: HASH(128).PART fits 255 */
 
 /* --- simulator ---------------------------------------------------------- */
 #define SHOAL_SIM_NODES_MAX         20000
