@@ -942,6 +942,11 @@ int stream_accept(struct stream_ctx *ctx, int fd, uint64_t now_ms,
 {
 	assert(ctx != NULL && fd >= 0);
 	assert(out != NULL && peer != NULL);
+	/* As on the connecting side. Without it the server's last writes (its
+	 * state frame, then close_notify) wait for the client's delayed ACK,
+	 * 40 ms on Linux, and both ends finish a push-pull (a join too) late. */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct stream_conn *c = conn_new(ctx, fd, mono_ms() + ctx->timeout_ms);
 	if (c == NULL) {
 		close(fd);
