@@ -78,6 +78,18 @@ static bool usable(const struct blob_dl *d, const struct blob_dl_peer *p)
 	return p->asked || d->asked_count < SHOAL_BLOB_PEERS_TRIED_MAX;
 }
 
+int blob_dl_prefer(struct blob_dl *d, uint32_t gid)
+{
+	assert(d);
+	size_t i = find_peer(d, gid);
+	if (i == NO_PEER)
+		return SHOAL_ENOTFOUND;
+	if (!usable(d, &d->peers[i]) || (d->outstanding && d->req.peer != gid))
+		return SHOAL_ESTATE;
+	d->current = i;
+	return 0;
+}
+
 /* A random usable peer among those with the fewest failures. */
 static size_t choose(struct blob_dl *d)
 {

@@ -32,7 +32,8 @@
  *
  * Peer choice: keep the peer that served the last chunk (one contributor
  * per attempt when all goes well, so blame is exact); otherwise a random
- * usable peer, fewest failures first; at most SHOAL_BLOB_PEERS_TRIED_MAX
+ * usable peer, fewest failures first (blob_dl_prefer() puts one first, e.g.
+ * the announcer); at most SHOAL_BLOB_PEERS_TRIED_MAX
  * distinct peers per download.
  */
 #ifndef SHOAL_CORE_BLOBDL_H
@@ -118,6 +119,11 @@ int blob_dl_init(struct blob_dl *d, const uint8_t hash[BLOBDL_HASH_BYTES],
  * blob since); bad peers stay excluded. SHOAL_EFULL past
  * SHOAL_BLOB_PEERS_MAX. */
 int blob_dl_add_peer(struct blob_dl *d, uint32_t gid) SHOAL_MUST_CHECK;
+
+/* Asks gid (a known, usable peer) next, e.g. the announcer of the blob:
+ * 0, SHOAL_ENOTFOUND (unknown), SHOAL_ESTATE (excluded, or a request to
+ * another peer is outstanding). */
+int blob_dl_prefer(struct blob_dl *d, uint32_t gid) SHOAL_MUST_CHECK;
 
 /* What to do next. With an outstanding request, returns it again. */
 enum blob_dl_status blob_dl_next(struct blob_dl *d, struct blob_dl_req *req);

@@ -1258,6 +1258,20 @@ static void blob_tracker_routes_around_bad_peers(void **state)
 	assert_int_equal(blob_dl_next(&d, &req), BLOB_DL_ASK);
 	assert_int_equal(blob_dl_on_chunk(&d, req.peer, hash, 1, 10, 9), SHOAL_EPROTO); /* offset */
 
+	/* A preferred peer (the announcer) is asked first. */
+	for (uint64_t seed = 1; seed <= 8; seed++) {
+		assert_int_equal(blob_dl_init(&d, hash, 10, true, 0, seed), 0);
+		for (uint32_t g = 1; g <= 5; g++)
+			assert_int_equal(blob_dl_add_peer(&d, g), 0);
+		assert_int_equal(blob_dl_prefer(&d, 4), 0);
+		assert_int_equal(blob_dl_prefer(&d, 77), SHOAL_ENOTFOUND);
+		assert_int_equal(blob_dl_next(&d, &req), BLOB_DL_ASK);
+		assert_int_equal(req.peer, 4);
+		assert_int_equal(blob_dl_prefer(&d, 2), SHOAL_ESTATE); /* 4 is being asked */
+		blob_dl_on_none(&d, 4);
+		assert_int_equal(blob_dl_prefer(&d, 4), SHOAL_ESTATE); /* said NONE */
+	}
+
 	/* An empty blob is complete at once. */
 	assert_int_equal(blob_dl_init(&d, hash, 0, true, 0, 1), 0);
 	assert_int_equal(blob_dl_next(&d, &req), BLOB_DL_COMPLETE);
