@@ -732,6 +732,62 @@ static void partition_heals_through_reconnect(void **state)
 	net_free(&net);
 }
 
+/* A joiner learns every member from its seed's push-pull and queues them
+ * all as broadcasts; its own ALIVE, the one news the mesh needs, must still
+ * leave in the first packet that carries broadcasts (with 31 members learned
+ * and ~16 ALIVEs per packet it used to wait a whole gossip round). */
+static void joiner_announces_itself_first(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, NMAX, &cfg);
+	size_t last = NMAX - 1;
+	net.down[last] = true; /* joins at the end */
+	for (size_t i = 1; i < last; i++) {
+		assert_int_equal(member_core_join(net.cores[i], &net.ids[0].addr, 1, net.now), 0);
+		net_pump(&net);
+	}
+	net_run(&net, net.now + 30000); /* every broadcast queue drains */
+	net.down[last] = false;
+	net.now += 1;
+	struct member_core *c = net.cores[last];
+	/* its ALIVE waited alone (nobody to gossip to), as after a start */
+	for (int k = 0; k < 5; k++) {
+		net.now = member_core_next_deadline(c) > net.now ? member_core_next_deadline(c) : net.now;
+		member_core_tick(c, net.now);
+		net_pump(&net);
+	}
+	assert_int_equal(member_core_join(c, &net.ids[0].addr, 1, net.now), 0);
+	net_pump(&net); /* the push-pull: it now knows everyone */
+	assert_int_equal(member_core_live_count(c), NMAX);
+	bool found = false, seen = false;
+	for (int k = 0; k < 20 && !seen; k++) {
+		uint64_t d = member_core_next_deadline(c);
+		if (d > net.now)
+			net.now = d;
+		member_core_tick(c, net.now);
+		struct member_out o;
+		while (!seen && member_core_poll(c, &o)) {
+			if (o.kind != MEMBER_OUT_PACKET)
+				continue;
+			struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
+			size_t n = 0;
+			assert_int_equal(wire_decode_payload(o.data, o.len, msgs, &n), 0);
+			for (size_t i = 0; i < n; i++) {
+				if (msgs[i].type != WIRE_ALIVE)
+					continue;
+				seen = true; /* the first packet with broadcasts */
+				if (memcmp(msgs[i].id, net.ids[last].id, SHOAL_NODE_ID_BYTES) == 0)
+					found = true;
+			}
+		}
+	}
+	assert_true(seen);
+	assert_true(found);
+	net_free(&net);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -751,6 +807,7 @@ int main(void)
 		cmocka_unit_test(ping_for_someone_else_is_ignored),
 		cmocka_unit_test(indirect_probe_saves_a_node_with_a_bad_link),
 		cmocka_unit_test(partition_heals_through_reconnect),
+		cmocka_unit_test(joiner_announces_itself_first),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
