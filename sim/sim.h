@@ -16,7 +16,7 @@
  * The cores share one member_dir. Addresses are 10.x.y.z:7946 from the node
  * index and never touch a real network. Nothing reads a wall clock or an OS
  * random source, so the same seed replays the same run and the same
- * trace_hash (FNV-1a 64 over every membership event).
+ * trace_hash (a 64-bit hash chained over every membership event).
  *
  * Scenario drivers (sim_scenario_*) build on the primitives below and are what
  * `shoal sim` and the tests call.
@@ -56,7 +56,7 @@ struct sim_config {
 struct sim_metrics {
 	uint64_t now_ms;
 	uint64_t events;              /* simulator events processed */
-	uint64_t trace_hash;          /* FNV-1a 64 over every membership event */
+	uint64_t trace_hash;          /* 64-bit hash chained over every membership event */
 	uint64_t member_events;       /* membership events emitted by all cores */
 	uint32_t live_nodes;
 	/* convergence: every live node sees every live node alive */

@@ -24,8 +24,10 @@
  *   - broadcasts (memberlist's TransmitLimitedQueue) in one vector per
  *     transmit count, 12 bytes each, walked newest first;
  *   - suspicions in a pool of 64-item chunks (40 bytes each), so they cost
- *     memory only while in use and never move, and their deadlines in an
- *     indexed min-heap of 8-byte keys, one per suspicion.
+ *     memory only while in use and never move, and their deadlines in a
+ *     lazy min-heap of 8-byte keys (a confirmation pushes a new key; stale
+ *     keys are skipped when they surface, and the heap is rebuilt when they
+ *     outnumber the live ones), so no heap operation writes to a suspicion.
  * Identities (id, name, tags, address) live once in the member_dir.
  * Everything is deterministic given the seed.
  */
@@ -34,6 +36,7 @@
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/wire.h"
@@ -141,11 +144,14 @@ int member_dir_reserve(struct member_dir *d, size_t n)
 	return 0;
 }
 
-uint32_t member_dir_find(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES])
+/* Lookups take the id's hash so that a caller holding several ids can hash
+ * them all and start loading their index slots before the first lookup. */
+static uint32_t dir_find_h(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES],
+			   uint64_t h)
 {
 	if (!d->index_cap)
 		return NONE32;
-	size_t s = id_hash(id) & (d->index_cap - 1);
+	size_t s = h & (d->index_cap - 1);
 	while (d->index[s] != NONE32) {
 		if (memcmp(d->ids[d->index[s]], id, SHOAL_NODE_ID_BYTES) == 0)
 			return d->index[s];
@@ -154,9 +160,24 @@ uint32_t member_dir_find(const struct member_dir *d, const uint8_t id[SHOAL_NODE
 	return NONE32;
 }
 
-uint32_t member_dir_intern(struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES])
+/* Starts loading the index slot for hash h, and returns the gid it holds
+ * now (the likely answer) or NONE32. */
+static uint32_t dir_peek(const struct member_dir *d, uint64_t h)
 {
-	uint32_t g = member_dir_find(d, id);
+	if (!d->index_cap)
+		return NONE32;
+	return d->index[h & (d->index_cap - 1)];
+}
+
+uint32_t member_dir_find(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES])
+{
+	return dir_find_h(d, id, id_hash(id));
+}
+
+static uint32_t dir_intern_h(struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES],
+			     uint64_t h)
+{
+	uint32_t g = dir_find_h(d, id, h);
 	if (g != NONE32)
 		return g;
 	if (d->count >= GIDS_MAX)
@@ -170,11 +191,16 @@ uint32_t member_dir_intern(struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_
 	memset(&d->idents[g], 0, sizeof(d->idents[g]));
 	memcpy(d->idents[g].id, id, SHOAL_NODE_ID_BYTES);
 	memcpy(d->ids[g], id, SHOAL_NODE_ID_BYTES);
-	size_t s = id_hash(id) & (d->index_cap - 1);
+	size_t s = h & (d->index_cap - 1);
 	while (d->index[s] != NONE32)
 		s = (s + 1) & (d->index_cap - 1);
 	d->index[s] = g;
 	return g;
+}
+
+uint32_t member_dir_intern(struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES])
+{
+	return dir_intern_h(d, id, id_hash(id));
 }
 
 const struct member_identity *member_dir_get(const struct member_dir *d, uint32_t gid)
@@ -265,7 +291,7 @@ struct suspicion {
 	uint64_t deadline_ms; /* start + timeout(n): confirmations only shorten it */
 	uint32_t min_ms;      /* max is min * suspicion_max_timeout_mult */
 	uint16_t gid;
-	uint16_t heap_pos;    /* index in the deadline heap; the free link when free */
+	uint16_t next_free;   /* the free link when free */
 	uint8_t k;            /* confirmations expected */
 	uint8_t n;            /* confirmations received */
 	bool used;
@@ -388,13 +414,14 @@ struct member_core {
 	enum probe_stage stage;
 	uint32_t self_gid;
 	struct member *tab;  /* indexed by gid */
-	uint64_t *sheap;     /* suspicion deadline keys, min-heap */
+	uint64_t *sheap;     /* suspicion deadline keys, lazy min-heap */
 	size_t sheap_len, sheap_cap;
 	size_t relays_count;
 	size_t outq_len, outq_head;
 	struct member_dir *dir;
 
 	size_t tab_cap;
+	bool tab_owned, order_owned; /* false: in memory the caller lent */
 	uint16_t *order;     /* known gids in probe order */
 	size_t count, order_cap;
 	size_t probe_pos;
@@ -449,23 +476,37 @@ static struct member *find(const struct member_core *c, uint32_t gid)
 	return m->state == ST_NONE ? NULL : m;
 }
 
-/* Grows the table to cover gids below `gids`. */
-static int tab_reserve(struct member_core *c, size_t gids)
+static void tab_init(struct member *t, size_t from, size_t to)
 {
-	if (gids <= c->tab_cap)
-		return 0;
-	assert(gids <= GIDS_MAX);
-	struct member *t = realloc(c->tab, gids * sizeof(*t));
-	if (!t)
-		return SHOAL_ENOMEM;
-	for (size_t i = c->tab_cap; i < gids; i++) {
+	for (size_t i = from; i < to; i++) {
 		memset(&t[i], 0, sizeof(t[i]));
 		t[i].bc_pos = NONE16;
 		t[i].susp = NONE16;
 		t[i].state = ST_NONE;
 	}
+}
+
+/* Grows the table to cover gids below `gids` (into memory of its own if it
+ * was in the caller's). */
+static int tab_reserve(struct member_core *c, size_t gids)
+{
+	if (gids <= c->tab_cap)
+		return 0;
+	assert(gids <= GIDS_MAX);
+	struct member *t;
+	if (c->tab_owned) {
+		t = realloc(c->tab, gids * sizeof(*t));
+	} else {
+		t = malloc(gids * sizeof(*t));
+		if (t && c->tab_cap)
+			memcpy(t, c->tab, c->tab_cap * sizeof(*t));
+	}
+	if (!t)
+		return SHOAL_ENOMEM;
+	tab_init(t, c->tab_cap, gids);
 	c->tab = t;
 	c->tab_cap = gids;
+	c->tab_owned = true;
 	return 0;
 }
 
@@ -474,11 +515,19 @@ static int order_reserve(struct member_core *c, size_t n)
 	if (n <= c->order_cap)
 		return 0;
 	assert(n <= SHOAL_MEMBERS_MAX);
-	uint16_t *o = realloc(c->order, n * sizeof(*o));
+	uint16_t *o;
+	if (c->order_owned) {
+		o = realloc(c->order, n * sizeof(*o));
+	} else {
+		o = malloc(n * sizeof(*o));
+		if (o && c->count)
+			memcpy(o, c->order, c->count * sizeof(*o));
+	}
 	if (!o)
 		return SHOAL_ENOMEM;
 	c->order = o;
 	c->order_cap = n;
+	c->order_owned = true;
 	return 0;
 }
 
@@ -491,6 +540,40 @@ int member_core_reserve(struct member_core *c, size_t members)
 		gids = members;
 	if (tab_reserve(c, gids) != 0 || order_reserve(c, members) != 0)
 		return SHOAL_ENOMEM;
+	return 0;
+}
+
+size_t member_core_tables_bytes(size_t members)
+{
+	return members * sizeof(struct member) + members * sizeof(uint16_t);
+}
+
+int member_core_reserve_in(struct member_core *c, size_t members, void *mem, size_t bytes)
+{
+	if (members > SHOAL_MEMBERS_MAX || members < c->count ||
+	    bytes < member_core_tables_bytes(members))
+		return SHOAL_ETOOBIG;
+	for (size_t i = 0; i < c->count; i++)
+		if (c->order[i] >= members)
+			return SHOAL_ETOOBIG; /* a known gid would not fit */
+	if ((uintptr_t)mem % 8 != 0)
+		return SHOAL_EINVAL;
+	struct member *t = mem;
+	uint16_t *o = (uint16_t *)(t + members);
+	size_t keep = c->tab_cap < members ? c->tab_cap : members;
+	memcpy(t, c->tab, keep * sizeof(*t));
+	tab_init(t, keep, members);
+	memcpy(o, c->order, c->count * sizeof(*o));
+	if (c->tab_owned)
+		free(c->tab);
+	if (c->order_owned)
+		free(c->order);
+	c->tab = t;
+	c->tab_cap = members;
+	c->tab_owned = false;
+	c->order = o;
+	c->order_cap = members;
+	c->order_owned = false;
 	return 0;
 }
 
@@ -801,12 +884,19 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 	unsigned added = 0;
 	uint16_t sent[SHOAL_MSGS_PER_PACKET_MAX]; /* gids */
 	unsigned misfits = 0;
-	enum { MISFITS_MAX = 8 };
+	enum { MISFITS_MAX = 8, AHEAD = 4 };
 	struct wire_msg m;
 	for (uint32_t t = 0; t < limit && t < c->tiers_count && added < room_msgs; t++) {
 		const struct tier *q = &c->tiers[t];
 		for (uint32_t p = q->len; p-- > 0 && added < room_msgs;) {
 			const struct bcast *b = &q->v[p];
+			if (p >= AHEAD && b[-AHEAD].kind != 0) {
+				/* The ids it will copy and the entry the move will
+				 * update, a few items on. */
+				__builtin_prefetch(c->dir->ids[b[-AHEAD].gid]);
+				__builtin_prefetch(c->dir->ids[b[-AHEAD].from_gid]);
+				__builtin_prefetch(&c->tab[b[-AHEAD].gid]);
+			}
 			if (b->kind == 0)
 				continue;
 			m.type = b->kind;
@@ -916,12 +1006,6 @@ static uint64_t health_scale(const struct member_core *c, uint64_t t)
 
 /* --- suspicion (Lifeguard dynamic timeouts) ---------------------------------- */
 
-static void sheap_set(struct member_core *c, size_t pos, uint64_t key)
-{
-	c->sheap[pos] = key;
-	susp_at(c, (uint16_t)key)->heap_pos = (uint16_t)pos;
-}
-
 static void sheap_up(struct member_core *c, size_t i)
 {
 	uint64_t key = c->sheap[i];
@@ -929,10 +1013,10 @@ static void sheap_up(struct member_core *c, size_t i)
 		size_t p = (i - 1) / 2;
 		if (c->sheap[p] <= key)
 			break;
-		sheap_set(c, i, c->sheap[p]);
+		c->sheap[i] = c->sheap[p];
 		i = p;
 	}
-	sheap_set(c, i, key);
+	c->sheap[i] = key;
 }
 
 static void sheap_down(struct member_core *c, size_t i)
@@ -946,10 +1030,45 @@ static void sheap_down(struct member_core *c, size_t i)
 		size_t m = (l + 1 < n && c->sheap[l + 1] < c->sheap[l]) ? l + 1 : l;
 		if (key <= c->sheap[m])
 			break;
-		sheap_set(c, i, c->sheap[m]);
+		c->sheap[i] = c->sheap[m];
 		i = m;
 	}
-	sheap_set(c, i, key);
+	c->sheap[i] = key;
+}
+
+static void sheap_pop(struct member_core *c)
+{
+	assert(c->sheap_len > 0);
+	c->sheap[0] = c->sheap[--c->sheap_len];
+	if (c->sheap_len > 1)
+		sheap_down(c, 0);
+}
+
+/* A key is current if its slot holds a suspicion with that deadline. (A
+ * slot reused by a later suspicion has a later deadline.) */
+static bool sheap_current(const struct member_core *c, uint64_t key)
+{
+	const struct suspicion *s = susp_at(c, (uint16_t)key);
+	return s->used && s->deadline_ms == key >> SKEY_SHIFT;
+}
+
+/* Rebuilds the heap from the live suspicions once stale keys outnumber
+ * them, so the heap stays within about twice the suspicions in flight. */
+static void sheap_rebuild_if_stale(struct member_core *c)
+{
+	if (c->sheap_len <= 2 * c->susp_active + 64)
+		return;
+	size_t n = 0;
+	size_t slots = c->susp_pool.chunks_count * POOL_CHUNK;
+	for (size_t i = 0; i < slots; i++) {
+		const struct suspicion *s = susp_at(c, (uint16_t)i);
+		if (s->used)
+			c->sheap[n++] = skey(s->deadline_ms, (uint16_t)i);
+	}
+	assert(n == c->susp_active);
+	c->sheap_len = n;
+	for (size_t i = n / 2; i-- > 0;)
+		sheap_down(c, i);
 }
 
 /* Returns 0, or SHOAL_ENOMEM when the heap cannot grow (nothing changed). */
@@ -957,9 +1076,7 @@ static int sheap_push(struct member_core *c, uint64_t key)
 {
 	if (c->sheap_len == c->sheap_cap) {
 		size_t cap = c->sheap_cap ? c->sheap_cap * 2 : 16;
-		if (cap > SHOAL_SUSPICIONS_MAX)
-			cap = SHOAL_SUSPICIONS_MAX;
-		uint64_t *n = cap > c->sheap_cap ? realloc(c->sheap, cap * sizeof(*n)) : NULL;
+		uint64_t *n = realloc(c->sheap, cap * sizeof(*n));
 		if (!n)
 			return SHOAL_ENOMEM;
 		c->sheap = n;
@@ -968,20 +1085,6 @@ static int sheap_push(struct member_core *c, uint64_t key)
 	c->sheap[c->sheap_len++] = key;
 	sheap_up(c, c->sheap_len - 1);
 	return 0;
-}
-
-static void sheap_remove(struct member_core *c, size_t pos)
-{
-	assert(pos < c->sheap_len);
-	uint64_t last = c->sheap[--c->sheap_len];
-	if (pos == c->sheap_len)
-		return;
-	uint64_t old = c->sheap[pos];
-	c->sheap[pos] = last;
-	if (last < old)
-		sheap_up(c, pos);
-	else
-		sheap_down(c, pos);
 }
 
 /* The timeout after n confirmations; never grows with n. */
@@ -1009,12 +1112,12 @@ static uint16_t suspicion_take(struct member_core *c)
 		for (uint32_t i = first + POOL_CHUNK; i > first; i--) {
 			struct suspicion *s = susp_at(c, (uint16_t)(i - 1));
 			s->used = false;
-			s->heap_pos = c->susp_free;
+			s->next_free = c->susp_free;
 			c->susp_free = (uint16_t)(i - 1);
 		}
 	}
 	uint16_t slot = c->susp_free;
-	c->susp_free = susp_at(c, slot)->heap_pos;
+	c->susp_free = susp_at(c, slot)->next_free;
 	return slot;
 }
 
@@ -1045,12 +1148,13 @@ static void suspicion_start(struct member_core *c, uint32_t gid, struct member *
 	s->deadline_ms = now + suspicion_timeout(c, s, 0);
 	if (sheap_push(c, skey(s->deadline_ms, slot)) != 0) {
 		s->used = false;
-		s->heap_pos = c->susp_free;
+		s->next_free = c->susp_free;
 		c->susp_free = slot;
 		return; /* as when full */
 	}
 	m->susp = slot;
 	c->susp_active++;
+	sheap_rebuild_if_stale(c);
 }
 
 /* Returns true if from_gid is a new independent confirmation. */
@@ -1070,9 +1174,11 @@ static bool suspicion_confirm(struct member_core *c, struct member *m, uint32_t 
 	uint64_t deadline = start + suspicion_timeout(c, s, s->n);
 	assert(deadline <= s->deadline_ms);
 	if (deadline < s->deadline_ms) {
+		uint64_t old = s->deadline_ms;
 		s->deadline_ms = deadline;
-		c->sheap[s->heap_pos] = skey(deadline, m->susp);
-		sheap_up(c, s->heap_pos);
+		if (sheap_push(c, skey(deadline, m->susp)) != 0)
+			s->deadline_ms = old; /* keeps its current key */
+		sheap_rebuild_if_stale(c);
 	}
 	return true;
 }
@@ -1083,10 +1189,9 @@ static void suspicion_cancel(struct member_core *c, struct member *m)
 		return;
 	struct suspicion *s = susp_at(c, m->susp);
 	assert(s->used);
-	assert(c->sheap[s->heap_pos] == skey(s->deadline_ms, m->susp));
-	sheap_remove(c, s->heap_pos);
-	s->used = false;
-	s->heap_pos = c->susp_free;
+	assert(s->gid == (uint16_t)(m - c->tab));
+	s->used = false; /* its heap keys go stale */
+	s->next_free = c->susp_free;
 	c->susp_free = m->susp;
 	m->susp = NONE16;
 	c->susp_active--;
@@ -1574,8 +1679,10 @@ void member_core_free(struct member_core *c)
 {
 	if (!c)
 		return;
-	free(c->tab);
-	free(c->order);
+	if (c->tab_owned)
+		free(c->tab);
+	if (c->order_owned)
+		free(c->order);
 	pool_free(&c->susp_pool);
 	free(c->sheap);
 	for (size_t t = 0; t < c->tiers_count; t++)
@@ -1620,12 +1727,21 @@ int member_core_leave(struct member_core *c, uint64_t now_ms)
 	return 0;
 }
 
-/* The gid of a message's subject, for the kinds that name one. */
-static uint32_t subject_gid(const struct member_core *c, const struct wire_msg *m)
+static bool names_subject(const struct wire_msg *m)
 {
-	if (m->type != WIRE_ALIVE && m->type != WIRE_SUSPECT && m->type != WIRE_DEAD)
-		return NONE32;
-	return member_dir_find(c->dir, m->id);
+	return m->type == WIRE_ALIVE || m->type == WIRE_SUSPECT || m->type == WIRE_DEAD;
+}
+
+/* Whether a SUSPECT or DEAD about m (NULL: unknown) at inc is ignored
+ * whoever sent it: on_suspect's and on_dead's first checks, made before the
+ * sender's id is looked up. */
+static bool accusation_ignored(const struct member *m, uint8_t type, uint32_t inc)
+{
+	if (!m || inc < m->incarnation)
+		return true;
+	if (type == WIRE_DEAD)
+		return m->state == MEMBER_DEAD || m->state == MEMBER_LEFT;
+	return m->susp == NONE16 && m->state != MEMBER_ALIVE;
 }
 
 int member_core_recv_packet(struct member_core *c,
@@ -1634,6 +1750,7 @@ int member_core_recv_packet(struct member_core *c,
 			    const uint8_t *payload, size_t len, uint64_t now_ms)
 {
 	static _Thread_local struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
+	uint64_t hs[SHOAL_MSGS_PER_PACKET_MAX]; /* subject id hashes */
 	uint32_t gids[SHOAL_MSGS_PER_PACKET_MAX];
 	size_t n = 0;
 	out_compact(c);
@@ -1648,30 +1765,48 @@ int member_core_recv_packet(struct member_core *c,
 		c->stats.msgs_ignored++;
 		return 0;
 	}
-	/* Look every subject up first and start loading its table entry: in a
-	 * simulation the tables of 10,000 cores do not fit any cache, and the
-	 * loads of one packet's messages can overlap. */
+	/* Look every subject up before acting on any, in stages that each
+	 * start the loads the next one needs: with 10,000 cores nothing of a
+	 * core is in cache when it is called, and the loads of one packet's
+	 * messages can overlap instead of following one another. */
+	const struct member_dir *d = c->dir;
 	for (size_t i = 0; i < n; i++) {
-		gids[i] = subject_gid(c, &msgs[i]);
-		if (gids[i] < c->tab_cap)
-			__builtin_prefetch(&c->tab[gids[i]]);
+		if (!names_subject(&msgs[i]))
+			continue;
+		hs[i] = id_hash(msgs[i].id);
+		if (d->index_cap)
+			__builtin_prefetch(&d->index[hs[i] & (d->index_cap - 1)]);
 	}
+	for (size_t i = 0; i < n; i++) {
+		if (!names_subject(&msgs[i]))
+			continue;
+		uint32_t likely = dir_peek(d, hs[i]);
+		if (likely != NONE32) {
+			__builtin_prefetch(d->ids[likely]);
+			if (likely < c->tab_cap)
+				__builtin_prefetch(&c->tab[likely]);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		gids[i] = names_subject(&msgs[i]) ? dir_find_h(d, msgs[i].id, hs[i]) : NONE32;
 	/* A member we hold dead is talking to us: tell it, so it refutes. */
 	struct member *sender = find(c, from_gid);
 	if (sender && sender->state == MEMBER_DEAD && !c->leaving) {
-		struct wire_msg d;
-		memset(&d, 0, sizeof(d));
-		d.type = WIRE_DEAD;
-		d.incarnation = sender->incarnation;
-		memcpy(d.id, from_id, SHOAL_NODE_ID_BYTES);
-		memcpy(d.from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
-		send_one(c, from_gid, from, &d);
+		struct wire_msg dm;
+		memset(&dm, 0, sizeof(dm));
+		dm.type = WIRE_DEAD;
+		dm.incarnation = sender->incarnation;
+		memcpy(dm.id, from_id, SHOAL_NODE_ID_BYTES);
+		memcpy(dm.from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
+		send_one(c, from_gid, from, &dm);
 	}
 	const uint8_t *self_id = dir_id(c->dir, c->self_gid);
 	for (size_t i = 0; i < n; i++) {
 		const struct wire_msg *m = &msgs[i];
 		/* An earlier ALIVE in this packet may have added the subject. */
-		uint32_t gid = gids[i] != NONE32 ? gids[i] : subject_gid(c, m);
+		uint32_t gid = gids[i];
+		if (gid == NONE32 && names_subject(m))
+			gid = dir_find_h(d, m->id, hs[i]);
 		switch (m->type) {
 		case WIRE_PING: {
 			if (memcmp(m->id, self_id, SHOAL_NODE_ID_BYTES) != 0) {
@@ -1707,8 +1842,14 @@ int member_core_recv_packet(struct member_core *c,
 			break;
 		case WIRE_SUSPECT:
 		case WIRE_DEAD: {
+			/* Most accusations a node hears repeat what it knows; those
+			 * need no lookup of their sender. */
+			if (accusation_ignored(find(c, gid), m->type, m->incarnation)) {
+				c->stats.msgs_ignored++;
+				break;
+			}
 			uint32_t by = member_dir_intern(c->dir, m->from_id);
-			if (gid == NONE32 || by == NONE32) {
+			if (by == NONE32) {
 				c->stats.msgs_ignored++;
 				break;
 			}
@@ -1739,8 +1880,17 @@ int member_core_encode_state(struct member_core *c, bool join, uint8_t **out,
 	struct wr w = wr_init(buf, cap);
 	wire_put_state_header(&w, join, (uint32_t)c->count);
 	struct wire_state_entry e;
+	enum { AHEAD = 8 };
 	for (size_t i = 0; i < c->count; i++) {
 		uint32_t gid = c->order[i];
+		if (i + AHEAD < c->count) {
+			/* Entries come in probe order, so their table entries and
+			 * identities are scattered: start loading them early. */
+			uint32_t ahead = c->order[i + AHEAD];
+			__builtin_prefetch(&c->tab[ahead]);
+			__builtin_prefetch(&c->dir->idents[ahead]);
+			__builtin_prefetch((const char *)&c->dir->idents[ahead] + 64);
+		}
 		const struct member *m = &c->tab[gid];
 		const struct member_identity *id = member_dir_get(c->dir, gid);
 		/* Only what the encoder reads: NUL-terminated labels. */
@@ -1830,18 +1980,17 @@ int member_core_recv_state(struct member_core *c, const uint8_t *state,
 		return err;
 	}
 	c->stats.pushpulls_merged++;
-	bool was_alone = c->live_count == 1;
-	for (size_t i = 0; i < n; i++)
+	enum { AHEAD = 4 };
+	for (size_t i = 0; i < n; i++) {
+		if (i + AHEAD < n && c->dir->index_cap) {
+			/* Start loading where the lookup a few entries on will go. */
+			const struct member_dir *d = c->dir;
+			size_t slot = id_hash(es[i + AHEAD].node.id) & (d->index_cap - 1);
+			__builtin_prefetch(&d->index[slot]);
+		}
 		merge_entry(c, &es[i], now_ms);
+	}
 	free(es);
-	/* We just learned the mesh (a join, or a rejoin after isolation): every
-	 * member learned is queued as a newer broadcast than our own ALIVE,
-	 * which is the one news the others need; with ~16 ALIVEs per packet it
-	 * would not leave in the first gossip round at 50 members. Queue it
-	 * again, as the newest. */
-	struct member *self = find(c, c->self_gid);
-	if (was_alone && c->live_count > 1 && !c->leaving && self->bc_pos != NONE16)
-		broadcast(c, c->self_gid, self, BC_ALIVE, c->incarnation, c->self_gid, now_ms);
 	return 0;
 }
 
@@ -1850,7 +1999,11 @@ void member_core_tick(struct member_core *c, uint64_t now)
 	out_compact(c);
 	/* suspicion timeouts */
 	while (c->sheap_len && (c->sheap[0] >> SKEY_SHIFT) <= now) {
-		uint16_t slot = (uint16_t)c->sheap[0];
+		uint64_t key = c->sheap[0];
+		sheap_pop(c);
+		if (!sheap_current(c, key))
+			continue;
+		uint16_t slot = (uint16_t)key;
 		uint32_t gid = susp_at(c, slot)->gid;
 		struct member *m = find(c, gid);
 		assert(m && m->susp == slot);

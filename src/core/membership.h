@@ -15,8 +15,10 @@
  *     higher incarnation (and counts a point against its own health)
  *   every gossip interval: send queued broadcasts (alive/suspect/dead) to
  *     `gossip_nodes` random members; broadcasts also piggyback on every packet
- *   every push-pull interval: full state exchange with one random member
- *     over the stream transport (also used to join through a seed)
+ *   every push-pull interval (scaled up past 32 members, as memberlist's
+ *     pushPullScale; the first after 0.5-1.5 base intervals): full state
+ *     exchange with one random member over the stream transport (also used
+ *     to join through a seed)
  *   every reconnect interval: a push-pull with a random dead member (Serf's
  *     reconnect): after a partition each side holds the other dead and no
  *     longer probes or gossips to it; this is what brings them back
@@ -211,6 +213,17 @@ bool member_core_poll(struct member_core *c, struct member_out *out);
  * simulator knows the cluster size. Returns 0, SHOAL_ETOOBIG or
  * SHOAL_ENOMEM; on error the core is unchanged but usable. */
 int member_core_reserve(struct member_core *c, size_t members);
+
+/* The bytes member_core_reserve_in needs for `members` members. */
+size_t member_core_tables_bytes(size_t members);
+/* As member_core_reserve, for members with gids below `members`, but in
+ * memory the caller lends: `bytes` at mem, aligned to 8, untouched by the
+ * caller until member_core_free (which does not free it). The simulator
+ * puts all its cores' tables in one region backed by huge pages. Should a
+ * table have to grow past it, the core moves it into memory of its own.
+ * Returns 0, SHOAL_ETOOBIG (too small for the table the core already has)
+ * or SHOAL_EINVAL (misaligned); on error nothing is changed. */
+int member_core_reserve_in(struct member_core *c, size_t members, void *mem, size_t bytes);
 
 /* Adds a member known alive without any message (simulator warm start). */
 int member_core_add_alive(struct member_core *c, uint32_t gid,
