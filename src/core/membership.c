@@ -1980,6 +1980,7 @@ int member_core_recv_state(struct member_core *c, const uint8_t *state,
 		return err;
 	}
 	c->stats.pushpulls_merged++;
+	bool was_alone = c->live_count == 1;
 	enum { AHEAD = 4 };
 	for (size_t i = 0; i < n; i++) {
 		if (i + AHEAD < n && c->dir->index_cap) {
@@ -1991,6 +1992,14 @@ int member_core_recv_state(struct member_core *c, const uint8_t *state,
 		merge_entry(c, &es[i], now_ms);
 	}
 	free(es);
+	/* We just learned the mesh (a join, or a rejoin after isolation): every
+	 * member learned is queued as a newer broadcast than our own ALIVE,
+	 * which is the one news the others need; with ~16 ALIVEs per packet it
+	 * would not leave in the first gossip round at 50 members. Queue it
+	 * again, as the newest. */
+	struct member *self = find(c, c->self_gid);
+	if (was_alone && c->live_count > 1 && !c->leaving && self->bc_pos != NONE16)
+		broadcast(c, c->self_gid, self, BC_ALIVE, c->incarnation, c->self_gid, now_ms);
 	return 0;
 }
 
