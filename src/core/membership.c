@@ -36,6 +36,7 @@
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -406,8 +407,9 @@ struct out_item {
 
 #define TIERS_MAX 256
 
-/* Fields read on every call first: with 10,000 cores a core is cold each
- * time it is called, and each cache line touched is a memory latency. */
+/* Fields read on every call first, then the counters every packet bumps:
+ * with 10,000 cores a core is cold each time it is called, and each cache
+ * line touched is a memory latency (member_core_prefetch loads these). */
 struct member_core {
 	uint64_t next_probe_ms, next_gossip_ms, next_pushpull_ms, next_reconnect_ms;
 	uint64_t probe_indirect_ms, probe_end_ms;
@@ -415,11 +417,23 @@ struct member_core {
 	uint32_t self_gid;
 	struct member *tab;  /* indexed by gid */
 	uint64_t *sheap;     /* suspicion deadline keys, lazy min-heap */
-	size_t sheap_len, sheap_cap;
+	size_t sheap_len;
 	size_t relays_count;
 	size_t outq_len, outq_head;
 	struct member_dir *dir;
+	struct tier *tiers;
+	size_t tiers_count;
+	size_t bc_count;
+	struct out_item *outq;
+	uint8_t *arena;
+	size_t arena_len, arena_cap;
+	struct relay *relays;
+	struct member_stats stats;
 
+	/* --- cold: read on some paths only --- */
+	size_t sheap_cap;
+	size_t outq_cap;
+	size_t relays_cap;
 	size_t tab_cap;
 	bool tab_owned, order_owned; /* false: in memory the caller lent */
 	uint16_t *order;     /* known gids in probe order */
@@ -436,10 +450,6 @@ struct member_core {
 	uint16_t susp_free;
 	size_t susp_active;
 
-	struct tier *tiers;
-	size_t tiers_count;
-	size_t bc_count;
-
 	/* the probe in flight */
 	uint32_t probe_gid;
 	uint32_t probe_seq;
@@ -447,18 +457,9 @@ struct member_core {
 	uint32_t nacks_expected, nacks_got;
 	uint32_t seq;
 
-	struct relay *relays;
-	size_t relays_cap;
-
 	uint64_t gossip_origin_ms; /* gossip ticks fall on origin + k * interval */
 
-	struct out_item *outq;
-	size_t outq_cap;
-	uint8_t *arena;
-	size_t arena_len, arena_cap;
-
 	struct member_config cfg;
-	struct member_stats stats;
 };
 
 static struct suspicion *susp_at(const struct member_core *c, uint16_t i)
@@ -2138,6 +2139,29 @@ int member_core_lookup(const struct member_core *c, uint32_t gid, struct member_
 		return SHOAL_ENOTFOUND;
 	fill_info(c, gid, m, out);
 	return 0;
+}
+
+void member_core_prefetch(const struct member_core *c, bool deep)
+{
+	const char *p = (const char *)c;
+	/* The hot fields and the packet counters: through stats' first lines. */
+	size_t hot = offsetof(struct member_core, stats) + 5 * sizeof(uint64_t);
+	for (size_t off = 0; off < hot; off += 64)
+		__builtin_prefetch(p + off);
+	if (!deep)
+		return;
+	/* What the likely paths read next, through pointers in the hot lines
+	 * (which a shallow prefetch one call earlier has loaded). */
+	if (c->tiers_count)
+		__builtin_prefetch(c->tiers);
+	if (c->outq)
+		__builtin_prefetch(c->outq);
+	if (c->arena)
+		__builtin_prefetch(c->arena + c->arena_len);
+	if (c->sheap_len)
+		__builtin_prefetch(c->sheap);
+	if (c->relays_count)
+		__builtin_prefetch(c->relays);
 }
 
 uint32_t member_core_incarnation(const struct member_core *c) { return c->incarnation; }

@@ -204,6 +204,12 @@ void member_core_tick(struct member_core *c, uint64_t now_ms);
 /* The next time member_core_tick must be called. */
 uint64_t member_core_next_deadline(const struct member_core *c);
 
+/* A hint for a driver that knows which core it will call next (the
+ * simulator, where 10,000 cores never stay in cache): starts loading the
+ * core's hot state. `deep` also follows its pointers, which only pays once
+ * a shallow prefetch has brought the core in. Changes nothing. */
+void member_core_prefetch(const struct member_core *c, bool deep);
+
 /* Pops the next output; false when none. Output data stays valid until the
  * next call into the core other than member_core_poll. */
 bool member_core_poll(struct member_core *c, struct member_out *out);
