@@ -12,7 +12,10 @@
  *   a SUSPECT member is declared DEAD after a suspicion timeout that shrinks
  *     from max to min as independent confirmations arrive (Lifeguard)
  *   a member that hears it is suspected or dead refutes with ALIVE at a
- *     higher incarnation (and counts a point against its own health)
+ *     higher incarnation (and counts a point against its own health); one
+ *     accused at an incarnation it already refuted sends its current ALIVE
+ *     straight back to the accuser, who missed the refutation
+ *   a node's own broadcast (refutation, join, leave) leads every packet
  *   every gossip interval: send queued broadcasts (alive/suspect/dead) to
  *     `gossip_nodes` random members; broadcasts also piggyback on every packet
  *   every push-pull interval (scaled up past 32 members, as memberlist's
@@ -142,6 +145,7 @@ struct member_stats {
 	uint64_t probes_failed;
 	uint64_t suspects_raised;
 	uint64_t refutations;
+	uint64_t refutations_direct;    /* current ALIVE sent to a stale accuser */
 	uint64_t deaths_declared;
 	uint64_t pushpulls_started;
 	uint64_t pushpulls_merged;

@@ -788,6 +788,121 @@ static void joiner_announces_itself_first(void **state)
 	net_free(&net);
 }
 
+/* Runs node `i` alone until it has emitted a packet to `to`, and returns
+ * whether that packet carries an ALIVE about `subject` at `inc`. */
+static bool next_packet_carries_alive(struct net *net, size_t i, size_t to, size_t subject,
+				      uint32_t inc)
+{
+	struct member_core *c = net->cores[i];
+	for (int k = 0; k < 200; k++) {
+		struct member_out o;
+		while (member_core_poll(c, &o)) {
+			if (o.kind != MEMBER_OUT_PACKET || !addr_equal(&o.to, &net->ids[to].addr))
+				continue;
+			struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
+			size_t n = 0;
+			assert_int_equal(wire_decode_payload(o.data, o.len, msgs, &n), 0);
+			for (size_t m = 0; m < n; m++)
+				if (msgs[m].type == WIRE_ALIVE && msgs[m].incarnation == inc &&
+				    memcmp(msgs[m].id, net->ids[subject].id, SHOAL_NODE_ID_BYTES) == 0)
+					return true;
+			return false;
+		}
+		uint64_t d = member_core_next_deadline(c);
+		if (d > net->now)
+			net->now = d;
+		member_core_tick(c, net->now);
+	}
+	fail_msg("node %zu sent nothing to node %zu", i, to);
+	return false;
+}
+
+static void own_refutation_leads_the_packet(void **state)
+{
+	(void)state;
+	/* Node 0 refutes a suspicion, then, before its ALIVE has gone out, hears
+	 * of 40 new members: 40 newer broadcasts. Its next packet must still
+	 * carry its refutation (only it can send that one); before, the 40
+	 * newer ones filled the packet and the refutation waited. */
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 3, &cfg);
+	net_join_all(&net);
+	net_run(&net, net.now + 10000); /* queues drain */
+	uint32_t inc = member_core_incarnation(net.cores[0]);
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_SUSPECT;
+	m.incarnation = inc;
+	memcpy(m.id, net.ids[0].id, 32);
+	memcpy(m.from_id, net.ids[1].id, 32);
+	deliver_one(&net, 0, 1, &m);
+	assert_int_equal(member_core_incarnation(net.cores[0]), inc + 1);
+	for (size_t k = 0; k < 40; k++) {
+		struct member_identity id;
+		make_identity(&id, 100 + k);
+		memset(&m, 0, sizeof(m));
+		m.type = WIRE_ALIVE;
+		m.incarnation = 1;
+		memcpy(m.id, id.id, 32);
+		m.addr = id.addr;
+		strcpy(m.name, id.name);
+		deliver_one(&net, 0, 1, &m);
+	}
+	assert_int_equal(member_core_count(net.cores[0]), 43);
+	/* a ping from node 1: the ACK is the next packet to node 1 */
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_PING;
+	m.seq = 9;
+	memcpy(m.id, net.ids[0].id, 32);
+	deliver_one(&net, 0, 1, &m);
+	assert_true(next_packet_carries_alive(&net, 0, 1, 0, inc + 1));
+	net_free(&net);
+}
+
+static void stale_accuser_is_answered_directly(void **state)
+{
+	(void)state;
+	/* Node 0 holds node 2 dead at incarnation i. Node 2 has refuted (i+1)
+	 * while 0 was cut off, and everyone else has that, so gossip will not
+	 * bring it to 0 again; push-pull and reconnect are off. When 2 talks to
+	 * 0, 0 tells it it is dead at i; 2 must answer with its current ALIVE,
+	 * which revives it at 0. Before, 2 ignored the stale accusation and 0
+	 * held it dead until some push-pull. */
+	struct net net;
+	struct member_config cfg = cfg_default();
+	cfg.reconnect_interval_ms = 0;
+	net_init(&net, 3, &cfg);
+	net_join_all(&net);
+	net_run(&net, net.now + 10000);
+	uint32_t inc = inc_of(&net, 0, 2);
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_DEAD;
+	m.incarnation = inc;
+	memcpy(m.id, net.ids[2].id, 32);
+	memcpy(m.from_id, net.ids[1].id, 32);
+	net.down[2] = true;
+	deliver_one(&net, 0, 1, &m);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_DEAD);
+	/* 0 is cut off before its DEAD leaves; 2 refutes a suspicion and its
+	 * ALIVE reaches 1 and drains from every queue */
+	net.down[0] = true;
+	net.down[2] = false;
+	m.type = WIRE_SUSPECT;
+	deliver_one(&net, 2, 1, &m);
+	net_run(&net, net.now + 2000);
+	assert_int_equal(state_of(&net, 1, 2), MEMBER_ALIVE);
+	assert_int_equal(inc_of(&net, 1, 2), inc + 1);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_DEAD);
+	net.down[0] = false;
+	net_run(&net, net.now + 10000);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_ALIVE);
+	assert_int_equal(inc_of(&net, 0, 2), inc + 1);
+	assert_true(member_core_stats(net.cores[2])->refutations_direct >= 1);
+	net_free(&net);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -808,6 +923,8 @@ int main(void)
 		cmocka_unit_test(indirect_probe_saves_a_node_with_a_bad_link),
 		cmocka_unit_test(partition_heals_through_reconnect),
 		cmocka_unit_test(joiner_announces_itself_first),
+		cmocka_unit_test(own_refutation_leads_the_packet),
+		cmocka_unit_test(stale_accuser_is_answered_directly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
