@@ -795,6 +795,7 @@ int sim_node_crash(struct sim *s, uint32_t idx)
 	s->m.packet_bytes_sent += st->packet_bytes_sent;
 	s->m.suspects_raised += st->suspects_raised;
 	s->m.refutations += st->refutations;
+	s->m.refutations_direct += st->refutations_direct;
 	s->m.deaths_declared += st->deaths_declared;
 	s->m.outbox_dropped += st->outbox_dropped;
 	s->m.broadcasts_dropped += st->broadcasts_dropped;
@@ -1099,6 +1100,7 @@ void sim_metrics(struct sim *s, struct sim_metrics *m)
 		m->packet_bytes_sent += st->packet_bytes_sent;
 		m->suspects_raised += st->suspects_raised;
 		m->refutations += st->refutations;
+		m->refutations_direct += st->refutations_direct;
 		m->deaths_declared += st->deaths_declared;
 		m->outbox_dropped += st->outbox_dropped;
 		m->broadcasts_dropped += st->broadcasts_dropped;

@@ -150,6 +150,7 @@ static int print_json(const struct sim_opts *o, const struct sim_report *r, doub
 		{"pushpulls_rejected", m->pushpulls_rejected},
 		{"suspects_raised", m->suspects_raised},
 		{"refutations", m->refutations},
+		{"refutations_direct", m->refutations_direct},
 		{"deaths_declared", m->deaths_declared},
 		{"outbox_dropped", m->outbox_dropped},
 		{"broadcasts_dropped", m->broadcasts_dropped},
