@@ -41,6 +41,7 @@ if [ "$rc" != 0 ]; then
   echo "shoal sim exited $rc:"; cat "$tmp/err"; cat "$tmp/time" 2>/dev/null || true; exit 1
 fi
 cp "$tmp/json" "$out"
+echo "finished: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); loadavg: $(cut -d' ' -f1-3 /proc/loadavg)"
 read -r wall maxrss_kb user sys < "$tmp/time"
 python3 - "$tmp/json" "$wall" "$maxrss_kb" "$user" "$sys" <<'PY'
 import json, sys
@@ -55,17 +56,20 @@ rows = [
     ("detection p50 (s)", "%.3f" % (d.get("p50", 0) / 1000), "", None),
     ("detection p99 (s)", "%.3f" % (d.get("p99", 0) / 1000), "", None),
     ("detection max (s)", "%.3f" % (d.get("max", 0) / 1000), "", None),
-    ("msgs per node per s", "%.3f" % j.get("msgs_per_node_s", float("nan")), "", None),
-    ("bytes per node per s", "%.1f" % j.get("bytes_per_node_s", float("nan")), "", None),
+    ("packets per node per s", "%.3f" % j.get("msgs_per_node_s", float("nan")), "", None),
+    ("payload bytes per node per s", "%.1f" % j.get("bytes_per_node_s", float("nan")), "", None),
+    ("push-pulls, state bytes", "%s, %s" % (j.get("pushpulls_ok"), j.get("pushpull_bytes")), "", None),
+    ("convergence (ms), at end", "%s, %s" % (j.get("convergence_ms"), j.get("converged_at_end")), "", None),
     ("crashes / live nodes", "%s / %s" % (j.get("crashes"), j.get("live_nodes")), "", None),
     ("detected / judged pairs", "%s / %s" % (j.get("detected_pairs"), j.get("judged_pairs")), "", None),
-    ("undetected, false_dead", "%s, %s" % (j.get("undetected"), j.get("false_dead")), "0, 0",
-     j.get("undetected") == 0 and j.get("false_dead") == 0),
+    ("undetected, false_dead, pending", "%s, %s, %s" % (j.get("undetected"), j.get("false_dead"),
+     j.get("crashes_pending")), "0, 0, 0",
+     j.get("undetected") == 0 and j.get("false_dead") == 0 and j.get("crashes_pending") == 0),
     ("trace_hash", j.get("trace_hash"), "", None),
 ]
-print("| %-28s | %20s | %8s | %4s |" % ("metric", "value", "target", "met"))
-print("|%s|%s|%s|%s|" % ("-" * 30, "-" * 22, "-" * 10, "-" * 6))
+print("| %-31s | %20s | %8s | %4s |" % ("metric", "value", "target", "met"))
+print("|%s|%s|%s|%s|" % ("-" * 33, "-" * 22, "-" * 10, "-" * 6))
 for k, v, t, ok in rows:
-    print("| %-28s | %20s | %8s | %4s |" % (k, v, t, "" if ok is None else ("yes" if ok else "NO")))
+    print("| %-31s | %20s | %8s | %4s |" % (k, v, t, "" if ok is None else ("yes" if ok else "NO")))
 PY
 echo "json: $out"
