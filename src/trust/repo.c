@@ -1007,7 +1007,7 @@ int repo_open(const char *dir, struct repo **out, char *err, size_t errlen)
 	if (!r)
 		return errf(err, errlen, SHOAL_ENOMEM, "out of memory");
 	r->lock_fd = -1;
-	snprintf(r->dir, sizeof(r->dir), "%s", abs);
+	memcpy(r->dir, abs, strlen(abs) + 1); /* length checked above */
 	char lock[SHOAL_PATH_BYTES_MAX];
 	snprintf(lock, sizeof(lock), "%s/.lock", r->dir);
 	r->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
