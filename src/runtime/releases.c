@@ -39,6 +39,7 @@ static const char schema[] =
 	" ts_version INTEGER NOT NULL DEFAULT 0, targets_version INTEGER NOT NULL DEFAULT 0,"
 	" state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',"
 	" targets TEXT NOT NULL DEFAULT '[]', updated_ms INTEGER NOT NULL,"
+	" verified BLOB," /* the targets.json this announce's refresh verified */
 	" PRIMARY KEY (ann_author, ann_seq));"
 	"CREATE TABLE IF NOT EXISTS release_holders ("
 	" version INTEGER NOT NULL, author BLOB NOT NULL, state TEXT NOT NULL,"
@@ -102,6 +103,8 @@ int relmgr_open(const char *data_dir, struct blobs *blobs, struct relmgr **out, 
 		relmgr_close(m);
 		return SHOAL_EDB;
 	}
+	/* Data dirs made before the column existed; fails harmlessly after. */
+	sqlite3_exec(m->db, "ALTER TABLE releases ADD COLUMN verified BLOB", NULL, NULL, NULL);
 	if (mkdirs(m->releases_dir) != 0) {
 		snprintf(err, errlen, "cannot create %s: %s", m->releases_dir, strerror(errno));
 		relmgr_close(m);
@@ -122,17 +125,20 @@ void relmgr_close(struct relmgr *m)
 
 /* --- state rows ------------------------------------------------------------ */
 
-static void set_state(struct relmgr *m, const struct record *ann, int64_t ts_version,
-		      int64_t targets_version, const char *state, const char *reason,
-		      const char *targets_json)
+/* verified, when not NULL, is kept with the row (see load_verified); a
+ * NULL leaves what the row held. */
+static void set_state_v(struct relmgr *m, const struct record *ann, int64_t ts_version,
+			int64_t targets_version, const char *state, const char *reason,
+			const char *targets_json, const uint8_t *verified, size_t verified_len)
 {
 	static const char sql[] =
 		"INSERT INTO releases (ann_author, ann_seq, ts_version, targets_version,"
-		" state, reason, targets, updated_ms) VALUES (?,?,?,?,?,?,?,?)"
+		" state, reason, targets, updated_ms, verified) VALUES (?,?,?,?,?,?,?,?,?)"
 		" ON CONFLICT (ann_author, ann_seq) DO UPDATE SET ts_version = excluded.ts_version,"
 		" targets_version = excluded.targets_version, state = excluded.state,"
 		" reason = excluded.reason, targets = excluded.targets,"
-		" updated_ms = excluded.updated_ms";
+		" updated_ms = excluded.updated_ms,"
+		" verified = COALESCE(excluded.verified, releases.verified)";
 	pthread_mutex_lock(&m->mu);
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) == SQLITE_OK) {
@@ -144,6 +150,10 @@ static void set_state(struct relmgr *m, const struct record *ann, int64_t ts_ver
 		sqlite3_bind_text(st, 6, reason ? reason : "", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 7, targets_json ? targets_json : "[]", -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 8, (sqlite3_int64)wall_ms());
+		if (verified)
+			sqlite3_bind_blob(st, 9, verified, (int)verified_len, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 9);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			log_warn("release_state_not_saved", "err=\"%s\"", sqlite3_errmsg(m->db));
 		sqlite3_finalize(st);
@@ -155,6 +165,47 @@ static void set_state(struct relmgr *m, const struct record *ann, int64_t ts_ver
 		 " ORDER BY updated_ms DESC LIMIT %d)", SHOAL_RELEASES_KEPT_MAX);
 	sqlite3_exec(m->db, prune, NULL, NULL, NULL);
 	pthread_mutex_unlock(&m->mu);
+}
+
+static void set_state(struct relmgr *m, const struct record *ann, int64_t ts_version,
+		      int64_t targets_version, const char *state, const char *reason,
+		      const char *targets_json)
+{
+	set_state_v(m, ann, ts_version, targets_version, state, reason, targets_json, NULL, 0);
+}
+
+/* The targets metadata this announce's refresh verified earlier, when its
+ * targets could not all be fetched then: a retry installs from it instead of
+ * refreshing again, since by now the trusted metadata may have moved past
+ * the announce's (a later release verified or rejected meanwhile) and a
+ * second refresh would call it a rollback. Only while it has not expired. */
+static int load_verified(struct relmgr *m, const struct record *ann, int64_t now_s,
+			 struct tuf_md *out)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = SHOAL_ENOTFOUND;
+	pthread_mutex_lock(&m->mu);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(m->db,
+			       "SELECT verified FROM releases WHERE ann_author = ? AND ann_seq = ?"
+			       " AND verified IS NOT NULL",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, ann->author, SHOAL_NODE_ID_BYTES, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)ann->seq);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			const void *b = sqlite3_column_blob(st, 0);
+			int n = sqlite3_column_bytes(st, 0);
+			if (b && n > 0)
+				rc = tuf_md_parse(b, (size_t)n, TUF_TYPE_TARGETS, out);
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->mu);
+	if (rc == 0 && out->expires_s <= now_s) {
+		tuf_md_clear(out);
+		rc = SHOAL_EEXPIRED;
+	}
+	return rc;
 }
 
 bool relmgr_seen(struct relmgr *m, const struct record *ann)
@@ -625,22 +676,17 @@ static int write_atomic(const char *dir, const char *name, const uint8_t *data, 
 
 /* Fetches, checks and installs every top-level target of the verified
  * targets metadata; fills *summary with [{name,length,sha256}]. */
-static int install_targets(struct relmgr *m, struct mesh_fetch *mf, int64_t version,
+static int install_targets(struct relmgr *m, struct mesh_fetch *mf, const struct tuf_md *tm,
 			   json_t **summary, char *err, size_t errlen)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/targets.json", m->metadata_dir);
-	json_error_t jerr;
-	json_t *doc = json_load_file(path, 0, &jerr);
-	json_t *targets = json_object_get(json_object_get(doc, "signed"), "targets");
+	int64_t version = tm->version;
+	json_t *targets = json_object_get(tm->signed_obj, "targets");
 	*summary = json_array();
 	if (!json_is_object(targets) || !*summary) {
-		json_decref(doc);
-		snprintf(err, errlen, "trusted targets.json unreadable: %s", jerr.text);
+		snprintf(err, errlen, "trusted targets.json has no targets object");
 		return SHOAL_EIO;
 	}
 	if (json_object_size(targets) > SHOAL_RELEASE_TARGETS_MAX) {
-		json_decref(doc);
 		snprintf(err, errlen, "targets: over %d targets", SHOAL_RELEASE_TARGETS_MAX);
 		return SHOAL_EFULL;
 	}
@@ -652,7 +698,6 @@ static int install_targets(struct relmgr *m, struct mesh_fetch *mf, int64_t vers
 	struct stat st;
 	bool installed = stat(final_dir, &st) == 0;
 	if (!installed && mkdirs(stage) != 0) {
-		json_decref(doc);
 		snprintf(err, errlen, "cannot create %s", stage);
 		return SHOAL_EIO;
 	}
@@ -709,7 +754,6 @@ static int install_targets(struct relmgr *m, struct mesh_fetch *mf, int64_t vers
 			break;
 		}
 	}
-	json_decref(doc);
 	if (!installed && rc == 0 && rename(stage, final_dir) != 0) {
 		snprintf(err, errlen, "cannot install %s: %s", final_dir, strerror(errno));
 		rc = SHOAL_EIO;
@@ -736,15 +780,62 @@ static int install_targets(struct relmgr *m, struct mesh_fetch *mf, int64_t vers
 	return rc;
 }
 
-static int64_t trusted_version(const char *metadata_dir, const char *file)
+/* The TUF client workflow for one announce, from the node's trust anchor:
+ * on success tm holds the targets metadata now trusted, also kept with the
+ * announce's row for retries. */
+static int refresh(struct relmgr *m, const struct record *ann, struct mesh_fetch *mf,
+		   int64_t now_s, bool final, int64_t ts_v, int64_t targ_v, struct tuf_md *tm,
+		   char *err, size_t errlen)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/%s", metadata_dir, file);
-	json_t *doc = json_load_file(path, 0, NULL);
-	json_t *v = json_object_get(json_object_get(doc, "signed"), "version");
-	int64_t out = json_is_integer(v) ? json_integer_value(v) : 0;
-	json_decref(doc);
-	return out;
+	/* The operator's anchor (shoal init --root, shoal trust set-root) is
+	 * where every refresh starts from, unless rotations took us further. */
+	char md[PATH_MAX];
+	int rc = anchor_prepare(m->data_dir, md, sizeof(md), err, errlen);
+	if (rc) {
+		if (rc == SHOAL_ENOTFOUND)
+			snprintf(err, errlen, "no trusted root on this node (shoal trust "
+			     "set-root)");
+		set_state(m, ann, ts_v, targ_v, "rejected", err, NULL);
+		return SHOAL_ESTATE;
+	}
+	struct tuf_fetcher fetcher = {mesh_fetcher, mf};
+	struct tuf_client *c = NULL;
+	rc = tuf_client_new(m->metadata_dir, "mesh:", &fetcher, &c);
+	if (rc == 0)
+		rc = tuf_client_refresh(c, now_s);
+	if (rc) {
+		const char *why = c ? tuf_client_error(c) : shoal_strerror(rc);
+		if (mf->err[0])
+			snprintf(err, errlen, "%s (%s)", why, mf->err);
+		else
+			snprintf(err, errlen, "%s", why);
+		tuf_client_free(c);
+		if (mf->fetch_failed && !final) {
+			set_state(m, ann, ts_v, targ_v, "fetching", err, NULL);
+			return SHOAL_ECONN;
+		}
+		set_state(m, ann, ts_v, targ_v, "rejected", err, NULL);
+		return rc;
+	}
+	tuf_client_free(c);
+	/* The trusted targets now: the announce's, unless it named files the
+	 * client never needed. */
+	char trust_dir[PATH_MAX];
+	snprintf(trust_dir, sizeof(trust_dir), "%s/trust", m->data_dir);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	rc = read_meta(trust_dir, "targets.json", SHOAL_TUF_METADATA_BYTES_MAX, &buf, &len);
+	if (rc == 0)
+		rc = tuf_md_parse(buf, len, TUF_TYPE_TARGETS, tm);
+	if (rc) {
+		free(buf);
+		snprintf(err, errlen, "trusted targets.json unreadable: %s", shoal_strerror(rc));
+		set_state(m, ann, ts_v, targ_v, "rejected", err, NULL);
+		return rc;
+	}
+	set_state_v(m, ann, ts_v, tm->version, "fetching", NULL, NULL, buf, len);
+	free(buf);
+	return 0;
 }
 
 int relmgr_process(struct relmgr *m, const struct record *ann, int64_t now_s, bool final,
@@ -769,44 +860,18 @@ int relmgr_process(struct relmgr *m, const struct record *ann, int64_t now_s, bo
 			targ_v = a.files[i].version;
 	}
 	set_state(m, ann, ts_v, targ_v, "fetching", NULL, NULL);
-	/* The operator's anchor (shoal init --root, shoal trust set-root) is
-	 * where every refresh starts from, unless rotations took us further. */
-	char md[PATH_MAX];
-	rc = anchor_prepare(m->data_dir, md, sizeof(md), err, errlen);
-	if (rc) {
-		if (rc == SHOAL_ENOTFOUND)
-			snprintf(err, errlen, "no trusted root on this node (shoal trust "
-			     "set-root)");
-		set_state(m, ann, ts_v, targ_v, "rejected", err, NULL);
-		return SHOAL_ESTATE;
-	}
 	struct mesh_fetch mf = {.m = m, .ann = &a, .announcer = ann->author, .fetch = fetch,
 				.fetch_arg = fetch_arg};
-	struct tuf_fetcher fetcher = {mesh_fetcher, &mf};
-	struct tuf_client *c = NULL;
-	rc = tuf_client_new(m->metadata_dir, "mesh:", &fetcher, &c);
-	if (rc == 0)
-		rc = tuf_client_refresh(c, now_s);
-	if (rc) {
-		const char *why = c ? tuf_client_error(c) : shoal_strerror(rc);
-		if (mf.err[0])
-			snprintf(err, errlen, "%s (%s)", why, mf.err);
-		else
-			snprintf(err, errlen, "%s", why);
-		tuf_client_free(c);
-		if (mf.fetch_failed && !final) {
-			set_state(m, ann, ts_v, targ_v, "fetching", err, NULL);
-			return SHOAL_ECONN;
-		}
-		set_state(m, ann, ts_v, targ_v, "rejected", err, NULL);
-		return rc;
+	struct tuf_md tm;
+	if (load_verified(m, ann, now_s, &tm) != 0) {
+		rc = refresh(m, ann, &mf, now_s, final, ts_v, targ_v, &tm, err, errlen);
+		if (rc)
+			return rc;
 	}
-	tuf_client_free(c);
-	/* The trusted targets version now: the announce's, unless it named
-	 * files the client never needed. */
-	targ_v = trusted_version(m->metadata_dir, "targets.json");
+	targ_v = tm.version;
 	json_t *summary = NULL;
-	rc = install_targets(m, &mf, targ_v, &summary, err, errlen);
+	rc = install_targets(m, &mf, &tm, &summary, err, errlen);
+	tuf_md_clear(&tm);
 	char *targets_json = summary ? json_dumps(summary, JSON_COMPACT) : NULL;
 	json_decref(summary);
 	if (rc) {

@@ -36,8 +36,7 @@
 
 struct relmgr;
 
-/* Makes sure the blob `hash` (at most `length` bytes, exactly that when
- * exact) is in the blob store, fetching it from peers (the announcer first)
+/* Makes sure the blob `hash` (exactly `length` bytes) is in the blob store, fetching it from peers (the announcer first)
  * when missing. 0, or a SHOAL_E* with err set. */
 typedef int (*relmgr_blob_fn)(void *arg, const uint8_t hash[32], uint64_t length,
 			      const uint8_t announcer[SHOAL_NODE_ID_BYTES], char *err,

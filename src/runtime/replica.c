@@ -28,6 +28,9 @@
 #define RELEASE_QUEUE_MAX 64       /* announce records waiting */
 #define SYNC_QUEUE_MAX 4           /* sync sessions waiting */
 #define INBOX_MAX 4096             /* records/events waiting for the loop */
+/* A new announce waits this long so that others arriving in the same sync
+ * are queued beside it and go oldest first (see queue_announce). */
+#define ANNOUNCE_SETTLE_MS 300
 #define RELEASE_RETRY_MS 3000      /* an announce whose blobs no peer had yet */
 #define RELEASE_TRIES_MAX 40       /* ... retried this often, then rejected */
 #define PRUNE_INTERVAL_MS 60000
@@ -41,6 +44,7 @@ struct job {
 	uint32_t gid;       /* JOB_SYNC */
 	uint64_t not_before_ms;
 	int tries;
+	int64_t order; /* among ready jobs the lowest goes first, then FIFO */
 };
 
 enum inbox_kind { INBOX_PUBLISH = 1, INBOX_SYNCED };
@@ -269,19 +273,39 @@ static struct job *job_pop(struct replica *r, struct jobq *q)
 			return NULL;
 		}
 		uint64_t now = mono_ms(), wait_until = UINT64_MAX;
-		struct job **pp = &q->head, *prev = NULL;
-		for (struct job *j = q->head; j; prev = j, j = j->next) {
+		struct job **best = NULL, *best_prev = NULL, *prev = NULL;
+		int64_t fresh_min = INT64_MAX; /* lowest order of first tries not yet due */
+		uint64_t fresh_due = 0;
+		for (struct job **pp = &q->head; *pp; prev = *pp, pp = &(*pp)->next) {
+			struct job *j = *pp;
 			if (j->not_before_ms <= now) {
-				*pp = j->next;
-				if (q->tail == j)
-					q->tail = prev;
-				q->n--;
-				pthread_mutex_unlock(&r->mu);
-				return j;
+				if (!best || j->order < (*best)->order) {
+					best = pp;
+					best_prev = prev;
+				}
+				continue;
 			}
 			if (j->not_before_ms < wait_until)
 				wait_until = j->not_before_ms;
-			pp = &j->next;
+			if (j->tries == 0 && j->order < fresh_min) {
+				fresh_min = j->order;
+				fresh_due = j->not_before_ms;
+			}
+		}
+		/* A first try of a lower order queued a moment later (same
+		 * batch, still settling) goes before this one. */
+		if (best && fresh_min < (*best)->order) {
+			best = NULL;
+			wait_until = fresh_due;
+		}
+		if (best) {
+			struct job *j = *best;
+			*best = j->next;
+			if (q->tail == j)
+				q->tail = best_prev;
+			q->n--;
+			pthread_mutex_unlock(&r->mu);
+			return j;
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -329,6 +353,14 @@ static void queue_announce(struct replica *r, const struct record *rec, uint64_t
 	j->kind = JOB_ANNOUNCE;
 	j->rec = *rec;
 	j->tries = tries;
+	/* Oldest release first, as an agent online all along saw them: a node
+	 * catching up on v2 (good) and v3 (rejected) must not trust v3's
+	 * timestamp before it has v2, or v2 would then look like a rollback. */
+	struct announce a;
+	if (announce_decode(rec->body, rec->body_len, &a) == 0)
+		for (uint8_t i = 0; i < a.count; i++)
+			if (a.files[i].role == ANNOUNCE_TIMESTAMP)
+				j->order = a.files[i].version;
 	j->not_before_ms = mono_ms() + delay_ms;
 	if (!job_push(r, &r->relq, j, RELEASE_QUEUE_MAX))
 		log_warn("release_queue_full", "seq=%llu", (unsigned long long)rec->seq);
@@ -355,7 +387,7 @@ static void on_record_event(struct replica *r, const struct repl_event *ev)
 		return;
 	if (ev->record_kind == RECORD_ANNOUNCE) {
 		if (!relmgr_seen(r->rel, &e.rec))
-			queue_announce(r, &e.rec, 0, 0);
+			queue_announce(r, &e.rec, ANNOUNCE_SETTLE_MS, 0);
 		return;
 	}
 	int64_t version;

@@ -235,6 +235,49 @@ static void missing_blob_waits_then_is_rejected(void **state)
 	fx_free(f);
 }
 
+/* An agent that verified release A's metadata but could not fetch its
+ * target yet, and meanwhile took a newer release B (trusting B's
+ * timestamp), still installs A when the target arrives: the retry uses the
+ * targets metadata it verified for A instead of refreshing A again, which
+ * would now be a rollback. Once that metadata has expired it does not. */
+static void retry_installs_from_metadata_verified_before(void **state)
+{
+	(void)state;
+	const char *hex = "a64b42ee65bc60b078a457c773acdbde3aa0252c2573771e0a73ec127919997c";
+	for (int expired = 0; expired < 2; expired++) {
+		struct fx *f = fx_new("rollback_timestamp");
+		struct record older, newer;
+		publish(f, "rollback_timestamp", "s2", &older); /* timestamp v1 */
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/blobs/%s", f->dir, hex);
+		assert_int_equal(unlink(path), 0);
+		int64_t v;
+		char err[512];
+		assert_int_equal(relmgr_process(f->m, &older, NOW_S, false, local_fetch, f, &v, err,
+						sizeof(err)), SHOAL_ECONN);
+		publish(f, "rollback_timestamp", "s1", &newer); /* timestamp v2, same target */
+		if (relmgr_process(f->m, &newer, NOW_S, true, local_fetch, f, &v, err, sizeof(err)))
+			fail_msg("newer: %s", err);
+		int64_t later = expired ? (int64_t)4102444800 + 1 : NOW_S; /* 2100-01-01 */
+		int rc = relmgr_process(f->m, &older, later, true, local_fetch, f, &v, err,
+					sizeof(err));
+		json_t *j;
+		if (!expired) {
+			if (rc)
+				fail_msg("retry of the older release: %s", err);
+			assert_int_equal(v, 1);
+			assert_string_equal(state_of(f, &older, &j), "verified");
+			snprintf(path, sizeof(path), "%s/releases/1/file1.txt", f->dir);
+			assert_int_equal(access(path, R_OK), 0);
+		} else {
+			assert_int_not_equal(rc, 0);
+			assert_string_equal(state_of(f, &older, &j), "rejected");
+		}
+		json_decref(j);
+		fx_free(f);
+	}
+}
+
 static void wrong_target_hash_is_rejected(void **state)
 {
 	(void)state;
@@ -310,6 +353,7 @@ int main(void)
 		cmocka_unit_test(below_threshold_is_rejected_then_next_accepted),
 		cmocka_unit_test(rollback_is_rejected),
 		cmocka_unit_test(missing_blob_waits_then_is_rejected),
+		cmocka_unit_test(retry_installs_from_metadata_verified_before),
 		cmocka_unit_test(wrong_target_hash_is_rejected),
 		cmocka_unit_test(root_rotation_is_followed),
 		cmocka_unit_test(no_trusted_root_is_rejected),
