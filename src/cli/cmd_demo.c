@@ -2,14 +2,21 @@
  * cmd_demo.c — `shoal demo`: a local fleet of real agents on 127.0.0.1.
  *
  * The demo drives its own binary (/proc/self/exe), each agent a separate
- * process, in five phases, each with a bounded wait:
+ * process, in seven phases, each with a bounded wait:
  *
- *   setup     mkdtemp; `fleet create`; `init` per node (n0 tagged canary)
+ *   setup     mkdtemp; `fleet create`; `release init` (3 publisher keys,
+ *             threshold 2); `init --root` per node (n0 tagged canary)
  *   converge  start the agents (n1.. join n0); poll every control socket
  *             until every agent sees every agent alive
  *   crash     SIGKILL one agent; time when each other agent declares it dead
  *   rejoin    restart it with the same command line and data dir; wait
  *             until every agent sees it alive at a higher incarnation
+ *   release   a target signed by 2 of the 3 publishers, published at n0;
+ *             wait until every agent verified and installed it
+ *   rejects   a target signed by 1 publisher (published with
+ *             --allow-under-threshold) at n1, then the previous generation's
+ *             metadata replayed at n2: wait until every agent rejected each,
+ *             and print the reason
  *   stop      SIGTERM every agent (graceful leave); SIGKILL after a bound
  *
  * Views are read through the same control socket `shoal members` uses, so
@@ -78,6 +85,8 @@ struct demo {
 	bool keep;
 	int count;
 	struct node nodes[DEMO_NODES_MAX];
+	char repo[SHOAL_PATH_BYTES_MAX];     /* the publishers' TUF repository */
+	char good_gen[SHOAL_PATH_BYTES_MAX]; /* its generation for the good release */
 	uint64_t t0_ms;
 	char failure[1024];   /* first failure, empty while all is well */
 };
@@ -354,6 +363,18 @@ static int setup(struct demo *d)
 	const char *fc[] = {"fleet", "create", "--out", fleet, NULL};
 	if (run_tool(d, "shoal fleet create", fc))
 		return SHOAL_EIO;
+	/* The publishers' repository: 3 publisher keys, threshold 2. Its
+	 * first root is every node's trust anchor. */
+	char root[SHOAL_PATH_BYTES_MAX];
+	if (path_join(d->repo, sizeof(d->repo), d->dir, "repo") ||
+	    path_join(root, sizeof(root), d->repo, "metadata/1.root.json")) {
+		fail(d, "temp dir path too long");
+		return SHOAL_ETOOBIG;
+	}
+	const char *ri[] = {"release", "init", "--repo", d->repo, "--publishers", "3",
+			    "--threshold", "2", NULL};
+	if (run_tool(d, "shoal release init", ri))
+		return SHOAL_EIO;
 	int held[DEMO_NODES_MAX][2];
 	int reserved = 0, rc = 0;
 	for (int i = 0; i < d->count && rc == 0; i++) {
@@ -370,8 +391,8 @@ static int setup(struct demo *d)
 		char what[64];
 		snprintf(what, sizeof(what), "shoal init --name %s", nd->name);
 		const char *init[] = {"init", "--data", nd->dir, "--fleet", fleet,
-				      "--name", nd->name, i == 0 ? "--tag" : NULL,
-				      "canary", NULL};
+				      "--name", nd->name, "--root", root,
+				      i == 0 ? "--tag" : NULL, "canary", NULL};
 		rc = run_tool(d, what, init);
 		if (rc == 0 && reserve_port(held[i], &nd->port) != 0) {
 			fail(d, "no port free for both UDP and TCP on 127.0.0.1 after "
@@ -388,8 +409,9 @@ static int setup(struct demo *d)
 		close(held[i][1]);
 	}
 	if (rc == 0)
-		printf("t=%.1fs made fleet and %d nodes in %s (n0 tagged canary)\n",
-		       since_s(d->t0_ms), d->count, d->dir);
+		printf("t=%.1fs made fleet, a release repository (3 publisher keys, "
+		       "threshold 2) and %d nodes trusting its root in %s (n0 tagged "
+		       "canary)\n", since_s(d->t0_ms), d->count, d->dir);
 	return rc;
 }
 
@@ -730,6 +752,264 @@ static int rejoin(struct demo *d, struct node *v, long long inc_before)
 	return 0;
 }
 
+/* --- releases --------------------------------------------------------------- */
+
+/* Asks nd's control socket; a new reference to the reply, or NULL. */
+static json_t *ask(const struct node *nd, json_t *req)
+{
+	char err[512];
+	json_t *resp = NULL;
+	if (!req)
+		return NULL;
+	int rc = control_request(nd->dir, req, &resp, err, sizeof(err));
+	json_decref(req);
+	return rc ? NULL : resp;
+}
+
+/* nd's row for the announce (author id hex, seq), or NULL; *keep owns it. */
+static const json_t *release_row(const struct node *nd, const char *author, long long seq,
+				 json_t **keep)
+{
+	*keep = ask(nd, json_pack("{s:s}", "cmd", "releases"));
+	size_t i;
+	const json_t *row;
+	json_array_foreach(json_object_get(*keep, "releases"), i, row) {
+		const char *by = json_string_value(json_object_get(row, "announced_by"));
+		if (by && strcmp(by, author) == 0 &&
+		    json_integer_value(json_object_get(row, "announce_seq")) == seq)
+			return row;
+	}
+	return NULL;
+}
+
+static const char *row_str(const json_t *row, const char *key)
+{
+	const char *s = json_string_value(json_object_get(row, key));
+	return s ? s : "";
+}
+
+/* Hands repo (absolute) to agent `at` as `shoal release publish --data`
+ * would; fills its node id and the announce's seq. */
+static int publish_at(struct demo *d, const struct node *at, const char *repo,
+		      char id[2 * SHOAL_NODE_ID_BYTES + 1], long long *seq)
+{
+	json_t *st = ask(at, json_pack("{s:s}", "cmd", "status"));
+	const char *sid = json_string_value(json_object_get(st, "id"));
+	if (!sid || strlen(sid) != 2 * SHOAL_NODE_ID_BYTES) {
+		json_decref(st);
+		fail(d, "%s did not report its id", at->name);
+		return SHOAL_EIO;
+	}
+	memcpy(id, sid, 2 * SHOAL_NODE_ID_BYTES + 1);
+	json_decref(st);
+	json_t *r = ask(at, json_pack("{s:s, s:s}", "cmd", "publish", "repo", repo));
+	json_t *s = json_object_get(r, "announce_seq");
+	if (!json_is_integer(s)) {
+		const char *why = json_string_value(json_object_get(r, "error"));
+		fail(d, "publishing %s at %s: %s", repo, at->name, why ? why : "no reply");
+		json_decref(r);
+		return SHOAL_EIO;
+	}
+	*seq = json_integer_value(s);
+	json_decref(r);
+	return 0;
+}
+
+/* Polls every agent until each shows the announce in state want; prints
+ * each agent's time and, for a rejection, the reason n0 gives. */
+static int await_release(struct demo *d, const char *what, const char *id, long long seq,
+			 const char *want)
+{
+	uint64_t t = mono_ms(), deadline = t + DEMO_PHASE_TIMEOUT_MS;
+	int64_t at_ms[DEMO_NODES_MAX];
+	char last[DEMO_NODES_MAX][32];
+	int done = 0;
+	for (int i = 0; i < d->count; i++) {
+		at_ms[i] = -1;
+		snprintf(last[i], sizeof(last[i]), "unknown");
+	}
+	char reason[600] = "", version[32] = "?";
+	while (!stop_requested && done < d->count) {
+		if (check_agents(d))
+			return SHOAL_ESTATE;
+		for (int i = 0; i < d->count; i++) {
+			if (at_ms[i] >= 0)
+				continue;
+			json_t *keep;
+			const json_t *row = release_row(&d->nodes[i], id, seq, &keep);
+			const char *state = row_str(row, "state");
+			if (row)
+				snprintf(last[i], sizeof(last[i]), "%s", state);
+			if (row && strcmp(state, want) == 0) {
+				at_ms[i] = (int64_t)(mono_ms() - t);
+				done++;
+				snprintf(version, sizeof(version), "%lld",
+					 (long long)json_integer_value(
+						 json_object_get(row, "version")));
+				if (!reason[0])
+					snprintf(reason, sizeof(reason), "%s",
+						 row_str(row, "reason"));
+				printf("  +%.1fs %s: %s\n", (double)at_ms[i] / 1000.0,
+				       d->nodes[i].name, want);
+			} else if (row && strcmp(state, "fetching") != 0 &&
+				   strcmp(state, want) != 0) {
+				fail(d, "%s: %s shows it %s (%s), not %s", what, d->nodes[i].name,
+				     state, row_str(row, "reason"), want);
+				json_decref(keep);
+				return SHOAL_ESTATE;
+			}
+			json_decref(keep);
+		}
+		if (done < d->count && mono_ms() >= deadline)
+			break;
+		if (done < d->count)
+			nap_ms(DEMO_POLL_INTERVAL_MS);
+	}
+	if (stop_requested)
+		return SHOAL_ESTATE;
+	if (done < d->count) {
+		for (int i = 0; i < d->count; i++)
+			if (at_ms[i] < 0)
+				fprintf(stderr, "  %s: %s (log: %s)\n", d->nodes[i].name, last[i],
+					d->nodes[i].log);
+		fail(d, "%s: %d/%d agents show it %s within %d s", what, done, d->count, want,
+		     DEMO_PHASE_TIMEOUT_MS / 1000);
+		return SHOAL_ETIMEDOUT;
+	}
+	printf("%s: %s by %d/%d agents within %.1f s (targets version %s)\n", what, want, done,
+	       d->count, since_s(t), version);
+	if (reason[0])
+		printf("  reason: %s\n", reason);
+	return 0;
+}
+
+/* Writes a small file of text into the demo dir. */
+static int write_text(struct demo *d, const char *name, const char *text, char *path,
+		      size_t size)
+{
+	if (path_join(path, size, d->dir, name)) {
+		fail(d, "temp dir path too long");
+		return SHOAL_ETOOBIG;
+	}
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+		fail(d, "cannot write %s: %s", path, strerror(errno));
+		return SHOAL_EIO;
+	}
+	return 0;
+}
+
+/* A release signed by 2 of the 3 publishers, published at n0, reaches and
+ * is verified by every agent; each installs the target. */
+static int release_good(struct demo *d)
+{
+	char file[SHOAL_PATH_BYTES_MAX], key1[SHOAL_PATH_BYTES_MAX], key2[SHOAL_PATH_BYTES_MAX];
+	if (write_text(d, "demo.yar",
+		       "rule shoal_demo { strings: $a = \"shoal-demo-marker\" condition: $a }\n",
+		       file, sizeof(file)) ||
+	    path_join(key1, sizeof(key1), d->repo, "keys/publisher-1.key") ||
+	    path_join(key2, sizeof(key2), d->repo, "keys/publisher-2.key"))
+		return SHOAL_EIO;
+	const char *add[] = {"release", "add", "--repo", d->repo, file, "--name", "rules/demo.yar",
+			     NULL};
+	const char *sign1[] = {"release", "sign", "--repo", d->repo, "--key", key1, NULL};
+	const char *sign2[] = {"release", "sign", "--repo", d->repo, "--key", key2, NULL};
+	const char *pub[] = {"release", "publish", "--repo", d->repo, NULL};
+	if (run_tool(d, "shoal release add", add) ||
+	    run_tool(d, "shoal release sign (publisher 1)", sign1) ||
+	    run_tool(d, "shoal release sign (publisher 2)", sign2) ||
+	    run_tool(d, "shoal release publish", pub))
+		return SHOAL_EIO;
+	/* The generation a replay will serve later. */
+	char link[SHOAL_PATH_BYTES_MAX];
+	if (path_join(link, sizeof(link), d->repo, "metadata"))
+		return SHOAL_ETOOBIG;
+	ssize_t n = readlink(link, d->good_gen, sizeof(d->good_gen) - 1);
+	if (n <= 0 || (size_t)n >= sizeof(d->good_gen) - 1) {
+		fail(d, "cannot read %s: %s", link, n < 0 ? strerror(errno) : "too long");
+		return SHOAL_EIO;
+	}
+	d->good_gen[n] = '\0';
+	char id[2 * SHOAL_NODE_ID_BYTES + 1];
+	long long seq;
+	if (publish_at(d, &d->nodes[0], d->repo, id, &seq))
+		return SHOAL_EIO;
+	printf("t=%.1fs release rules/demo.yar signed by publishers 1 and 2 (threshold 2 of 3), "
+	       "published at n0\n", since_s(d->t0_ms));
+	int rc = await_release(d, "the 2-of-3 release", id, seq, "verified");
+	if (rc)
+		return rc;
+	/* What every agent installed, and how many holders n0 counts (from
+	 * the health records the others gossip). */
+	json_t *keep;
+	const json_t *row = release_row(&d->nodes[0], id, seq, &keep);
+	long long version = (long long)json_integer_value(json_object_get(row, "version"));
+	long long holders = (long long)json_integer_value(json_object_get(row, "holders"));
+	json_decref(keep);
+	int installed = 0;
+	for (int i = 0; i < d->count; i++) {
+		char p[SHOAL_PATH_BYTES_MAX];
+		int len = snprintf(p, sizeof(p), "%s/releases/%lld/rules%%2Fdemo.yar",
+				   d->nodes[i].dir, version);
+		if (len > 0 && (size_t)len < sizeof(p) && access(p, R_OK) == 0)
+			installed++;
+	}
+	printf("  installed as DATA/releases/%lld/rules%%2Fdemo.yar on %d/%d agents; n0 counts "
+	       "%lld holders so far\n", version, installed, d->count, holders);
+	if (installed != d->count) {
+		fail(d, "the verified release is installed on %d/%d agents", installed, d->count);
+		return SHOAL_ESTATE;
+	}
+	return 0;
+}
+
+/* A release signed by one publisher only (published anyway, as a drill),
+ * then a replay of the previous, properly signed, generation: both are
+ * rejected by every agent, with the TUF step that failed. */
+static int release_bad(struct demo *d)
+{
+	char file[SHOAL_PATH_BYTES_MAX], key3[SHOAL_PATH_BYTES_MAX];
+	if (write_text(d, "demo2.yar", "rule shoal_demo_two { condition: false }\n", file,
+		       sizeof(file)) ||
+	    path_join(key3, sizeof(key3), d->repo, "keys/publisher-3.key"))
+		return SHOAL_EIO;
+	const char *add[] = {"release", "add", "--repo", d->repo, file, "--name",
+			     "rules/demo2.yar", NULL};
+	const char *sign3[] = {"release", "sign", "--repo", d->repo, "--key", key3, NULL};
+	const char *pub[] = {"release", "publish", "--repo", d->repo, "--allow-under-threshold",
+			     NULL};
+	if (run_tool(d, "shoal release add", add) ||
+	    run_tool(d, "shoal release sign (publisher 3)", sign3) ||
+	    run_tool(d, "shoal release publish --allow-under-threshold", pub))
+		return SHOAL_EIO;
+	char id[2 * SHOAL_NODE_ID_BYTES + 1];
+	long long seq;
+	if (publish_at(d, &d->nodes[1], d->repo, id, &seq))
+		return SHOAL_EIO;
+	printf("t=%.1fs release rules/demo2.yar signed by publisher 3 only, published at n1\n",
+	       since_s(d->t0_ms));
+	int rc = await_release(d, "the 1-key release", id, seq, "rejected");
+	if (rc)
+		return rc;
+	/* A mirror (or an attacker) serving the older, validly signed
+	 * metadata again: metadata/ points at the previous generation. */
+	char replay[SHOAL_PATH_BYTES_MAX], p[SHOAL_PATH_BYTES_MAX], to[SHOAL_PATH_BYTES_MAX];
+	if (path_join(replay, sizeof(replay), d->dir, "replay") || mkdir(replay, 0700) != 0 ||
+	    path_join(p, sizeof(p), replay, "metadata") ||
+	    path_join(to, sizeof(to), d->repo, d->good_gen) || symlink(to, p) != 0 ||
+	    path_join(p, sizeof(p), replay, "targets") ||
+	    path_join(to, sizeof(to), d->repo, "targets") || symlink(to, p) != 0) {
+		fail(d, "cannot lay out the replayed repository in %s: %s", replay,
+		     strerror(errno));
+		return SHOAL_EIO;
+	}
+	if (publish_at(d, &d->nodes[2], replay, id, &seq))
+		return SHOAL_EIO;
+	printf("t=%.1fs the earlier 2-of-3 release replayed at n2 (its old signed metadata)\n",
+	       since_s(d->t0_ms));
+	return await_release(d, "the replayed older release", id, seq, "rejected");
+}
+
 /* --- cleanup ---------------------------------------------------------------- */
 
 /* Removes the tree under dirfd/name without following symlinks. */
@@ -844,21 +1124,27 @@ static int run_demo(int argc, char **argv)
 	if (rc == 0 && !stop_requested)
 		rc = rejoin(&d, v, inc_before);
 	if (rc == 0 && !stop_requested)
+		rc = release_good(&d);
+	if (rc == 0 && !stop_requested)
+		rc = release_bad(&d);
+	if (rc == 0 && !stop_requested)
 		rc = check_agents(&d);
 	return finish(&d, rc);
 }
 
 const struct cli_command cmd_demo = {
-	"demo", "run a local fleet of agents and show membership at work",
+	"demo", "run a local fleet of agents: membership and releases at work",
 	"NAME\n"
-	"    shoal demo - run a local fleet of agents and show membership at work\n\n"
+	"    shoal demo - run a local fleet of agents: membership and releases at work\n\n"
 	"SYNOPSIS\n"
 	"    shoal demo [--nodes N] [--keep]\n\n"
 	"DESCRIPTION\n"
 	"    Builds a throwaway fleet in a fresh temp dir ($TMPDIR or /tmp,\n"
 	"    shoal-demo.XXXXXX) and runs it as separate `shoal agent` processes on\n"
 	"    127.0.0.1, each on a free UDP+TCP port:\n"
-	"      1. `shoal fleet create`, then `shoal init` for nodes n0..n(N-1);\n"
+	"      1. `shoal fleet create`; `shoal release init` (a TUF repository\n"
+	"         with 3 publisher keys, threshold 2); `shoal init --root` for\n"
+	"         nodes n0..n(N-1), each trusting the repository's first root;\n"
 	"         n0 is tagged canary.\n"
 	"      2. Starts n0, then every other agent with --join n0, and polls\n"
 	"         each agent's control socket until every agent sees all N alive.\n"
@@ -866,7 +1152,14 @@ const struct cli_command cmd_demo = {
 	"      4. Restarts n3 with the same command line and data dir; it comes\n"
 	"         back at a higher incarnation (kept in DIR/state.db) and every\n"
 	"         agent sees it alive again.\n"
-	"      5. Sends SIGTERM to every agent (a graceful leave), waits for them\n"
+	"      5. Adds rules/demo.yar, signs it with publisher keys 1 and 2,\n"
+	"         publishes it at n0 and prints when each agent has verified it\n"
+	"         (TUF, against its own trusted root) and installed it.\n"
+	"      6. Adds rules/demo2.yar signed by publisher 3 only, publishes it at\n"
+	"         n1 (--allow-under-threshold, a drill), then replays the earlier\n"
+	"         release's signed metadata at n2; prints when each agent has\n"
+	"         rejected each, and the reason (the TUF step that failed).\n"
+	"      7. Sends SIGTERM to every agent (a graceful leave), waits for them\n"
 	"         (SIGKILL after 10 s) and removes the temp dir.\n"
 	"    Each phase waits at most 30 s. Times are measured by polling every\n"
 	"    200 ms, as `shoal members` would see them. The demo signals only the\n"
