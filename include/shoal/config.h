@@ -4,7 +4,8 @@
  *
  *   [agent]       data, bind, join (repeatable), log_level, http
  *   [membership]  the SWIM/Lifeguard timings of struct member_config
- *   [replication] anti-entropy interval, feed retention
+ *   [replication] anti-entropy interval, feed retention, upstream (an HTTP
+ *                 TUF repository this agent pulls from) and its interval
  *
  * Keys are unique across sections, so `--probe-interval-ms 500` names
  * [membership] probe_interval_ms without its section. Every value is checked
@@ -54,6 +55,8 @@ struct shoal_config {
 	/* [replication] */
 	uint32_t sync_interval_ms;
 	uint32_t feed_retention_s;
+	char upstream[SHOAL_UPSTREAM_URL_BYTES_MAX]; /* "" = off; http:// or https:// */
+	uint32_t upstream_interval_ms;
 	/* Set once a --join flag was applied: flags replace the file's seeds
 	 * rather than add to them. */
 	bool join_from_flags;

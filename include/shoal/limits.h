@@ -107,6 +107,8 @@
 #define SHOAL_RELEASE_TARGETS_MAX    64     /* targets fetched for one release */
 #define SHOAL_RELEASES_KEPT_MAX     256     /* release rows listed by `shoal releases` */
 #define SHOAL_BLOB_PEERS_TRIED_MAX    8     /* peers asked for one blob before giving up */
+#define SHOAL_UPSTREAM_URL_BYTES_MAX 1024   /* upstream = URL (an HTTP TUF repository), with NUL */
+#define SHOAL_UPSTREAM_INTERVAL_MS_MIN 1000 /* fastest upstream_interval_ms */
 
 /* --- publisher repositories (shoal release, src/trust/repo.c) ---------- */
 #define SHOAL_REPO_ROLE_KEYS_MAX       16   /* keys init or rotate-root gives one role */

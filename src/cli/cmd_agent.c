@@ -123,13 +123,26 @@ const struct cli_command cmd_agent = {
 	"    --sync-interval-ms MS   mean time between anti-entropy syncs of the\n"
 	"                    signed feeds with a random member (default 10000)\n"
 	"    --feed-retention-s S   prune received records older than S seconds;\n"
-	"                    each feed's head is always kept (default 604800)\n\n"
+	"                    each feed's head is always kept (default 604800)\n"
+	"    --upstream URL  pull releases from the HTTP(S) TUF repository at URL\n"
+	"                    (URL/metadata/ and URL/targets/): every interval the\n"
+	"                    agent runs the TUF client workflow from its trusted\n"
+	"                    root, and when the timestamp advanced it downloads\n"
+	"                    the targets and announces the verified release to the\n"
+	"                    mesh as if published here. Nothing that fails\n"
+	"                    verification is announced; `shoal status` shows the\n"
+	"                    last attempt, success, injected version and error\n"
+	"                    (default empty: off)\n"
+	"    --upstream-interval-ms MS   time between pulls (1000..86400000,\n"
+	"                    default 60000)\n\n"
 	"EXIT STATUS\n"
 	"    0 after a graceful leave; 1 if the agent could not start (the message\n"
 	"    names the file, key or address at fault); 2 on a usage error.\n\n"
 	"EXAMPLES\n"
 	"    shoal agent --data /var/lib/shoal --bind 10.0.0.5:7946 --join 10.0.0.1:7946\n"
-	"    shoal agent --config /etc/shoal/shoal.conf --log-level debug\n",
+	"    shoal agent --config /etc/shoal/shoal.conf --log-level debug\n"
+	"    shoal agent --data /var/lib/shoal --join 10.0.0.1:7946 \\\n"
+	"        --upstream https://releases.example.org/shoal\n",
 	run_agent,
 };
 

@@ -28,7 +28,7 @@
 	(INIH_LINE_BYTES_MAX < SHOAL_CONFIG_LINE_BYTES_MAX ? INIH_LINE_BYTES_MAX \
 							   : SHOAL_CONFIG_LINE_BYTES_MAX)
 
-enum key_type { KEY_PATH, KEY_ADDR, KEY_SEED, KEY_HTTP, KEY_LEVEL, KEY_U32 };
+enum key_type { KEY_PATH, KEY_ADDR, KEY_SEED, KEY_HTTP, KEY_LEVEL, KEY_U32, KEY_URL };
 
 struct key_def {
 	const char *section;
@@ -78,6 +78,11 @@ static const struct key_def keys[] = {
 	    "anti-entropy sync with a random member (mean interval); 0 = off"),
 	U32("replication", feed_retention_s, 0, 315360000, 604800,
 	    "drop received feed records older than this (each feed's head is kept); 0 = keep all"),
+	{"replication", "upstream", KEY_URL, offsetof(struct shoal_config, upstream), 0, 0, "",
+	 "http(s) URL of a TUF repository (URL/metadata/, URL/targets/) to pull releases from "
+	 "and announce to the mesh; empty = off"},
+	U32("replication", upstream_interval_ms, SHOAL_UPSTREAM_INTERVAL_MS_MIN, 86400000, 60000,
+	    "time between pulls from upstream"),
 };
 
 #define KEYS_COUNT (sizeof keys / sizeof keys[0])
@@ -142,6 +147,20 @@ static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 		return SHOAL_EINVAL;
 	*out = (uint32_t)v;
 	return 0;
+}
+
+/* An upstream repository URL: http:// or https://, a host, no query or
+ * fragment (metadata/ and targets/ are appended to it), and nothing a URL
+ * may not hold unescaped (spaces, control bytes, non-ASCII). */
+static bool is_http_url(const char *s)
+{
+	size_t skip = strncmp(s, "http://", 7) == 0 ? 7 : strncmp(s, "https://", 8) == 0 ? 8 : 0;
+	if (skip == 0 || s[skip] == '\0' || s[skip] == '/')
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f || *p == '?' || *p == '#' || *p == '\\')
+			return false;
+	return true;
 }
 
 static bool is_loopback(const struct shoal_addr *a)
@@ -209,6 +228,20 @@ static int set_value(struct shoal_config *c, const struct key_def *k, const char
 			errf(err, errlen,
 			     "expected a loopback IP:PORT (e.g. 127.0.0.1:7947) or empty, got '%s'",
 			     got);
+			return SHOAL_ECONFIG;
+		}
+		strcpy(field, value);
+		return 0;
+	case KEY_URL:
+		if (value[0] == '\0') {
+			field[0] = '\0';
+			return 0;
+		}
+		if (strlen(value) >= SHOAL_UPSTREAM_URL_BYTES_MAX || !is_http_url(value)) {
+			errf(err, errlen,
+			     "expected an http:// or https:// URL of at most %d bytes, without "
+			     "spaces, query or fragment (or empty), got '%s'",
+			     SHOAL_UPSTREAM_URL_BYTES_MAX - 1, got);
 			return SHOAL_ECONFIG;
 		}
 		strcpy(field, value);
@@ -520,7 +553,7 @@ void config_print_keys(FILE *f)
 			if (*p == '_')
 				*p = '-';
 		const char *arg = k->type == KEY_U32 ? "N" : k->type == KEY_PATH ? "DIR"
-				: k->type == KEY_LEVEL ? "LEVEL" : "IP:PORT";
+				: k->type == KEY_LEVEL ? "LEVEL" : k->type == KEY_URL ? "URL" : "IP:PORT";
 		fprintf(f, "    --%s %s\n        [%s] %s: %s", flag, arg, k->section, k->name,
 			k->help);
 		if (k->type == KEY_U32)

@@ -51,6 +51,12 @@ struct tuf_fetcher {
  * Redirects only to http/https; timeouts from limits.h. */
 int tuf_fetch_curl(void *arg, const char *url, size_t max_len, uint8_t **out, size_t *len)
 	SHOAL_MUST_CHECK;
+/* tuf_fetch_curl for threads that must stop promptly: arg points to an
+ * atomic_bool; once it is true the fetch in progress is abandoned within
+ * about a second (libcurl's progress callback) and every fetch fails with
+ * SHOAL_ESTATE. */
+int tuf_fetch_curl_cancellable(void *arg, const char *url, size_t max_len, uint8_t **out,
+			       size_t *len) SHOAL_MUST_CHECK;
 
 enum tuf_type {
 	TUF_TYPE_ROOT = 0,

@@ -57,7 +57,72 @@ static void test_defaults(void **state)
 	assert_int_equal(c.retransmit_mult, 4);
 	assert_int_equal(c.push_pull_interval_ms, 30000);
 	assert_int_equal(c.dead_reclaim_ms, 0);
+	assert_string_equal(c.upstream, "");
+	assert_int_equal(c.upstream_interval_ms, 60000);
 	assert_int_equal(config_validate(&c, err, sizeof err), 0);
+}
+
+static void expect_error(const char *text, const char *needle1, const char *needle2);
+
+/* [replication] upstream: an http(s) repository URL or empty, and its
+ * interval; errors name file, line, section and key. */
+static void test_upstream(void **state)
+{
+	(void)state;
+	struct shoal_config c;
+	char err[512] = "";
+	const char *path = conf("up.conf", "[replication]\n"
+					   "sync_interval_ms = 2000\n"
+					   "upstream = https://releases.example.org/shoal/\n"
+					   "upstream_interval_ms = 5000\n");
+	config_defaults(&c);
+	if (config_load_file(&c, path, err, sizeof err) != 0)
+		fail_msg("%s", err);
+	assert_string_equal(c.upstream, "https://releases.example.org/shoal/");
+	assert_int_equal(c.upstream_interval_ms, 5000);
+	/* Flags override, and empty turns it off. */
+	assert_int_equal(config_apply_flag(&c, "upstream", "http://127.0.0.1:8080", err, sizeof err), 0);
+	assert_string_equal(c.upstream, "http://127.0.0.1:8080");
+	assert_int_equal(config_apply_flag(&c, "upstream-interval-ms", "1000", err, sizeof err), 0);
+	assert_int_equal(c.upstream_interval_ms, 1000);
+	assert_int_equal(config_apply_flag(&c, "upstream", "", err, sizeof err), 0);
+	assert_string_equal(c.upstream, "");
+
+	char want[600];
+	snprintf(want, sizeof want, "%s/bad.conf:3: [replication] upstream: expected an http:// or "
+		 "https:// URL", dir);
+	expect_error("[replication]\nsync_interval_ms = 2000\nupstream = ftp://x.example/\n", want,
+		     "got 'ftp://x.example/'");
+	expect_error("[replication]\nupstream = file:///srv/rel\n", "bad.conf:2: [replication] upstream",
+		     "'file:///srv/rel'");
+	expect_error("[replication]\nupstream = http://\n", "bad.conf:2:", "upstream");
+	expect_error("[replication]\nupstream = https:///path\n", "bad.conf:2:", "upstream");
+	expect_error("[replication]\nupstream = http://a.example/x?y=1\n", "upstream", "query");
+	expect_error("[replication]\nupstream = http://a.example/x#f\n", "upstream", NULL);
+	expect_error("[replication]\nupstream = http://a.example/a b\n", "upstream", "spaces");
+	expect_error("[replication]\nupstream = HTTP://a.example/\n", "upstream", NULL);
+	expect_error("[replication]\nupstream_interval_ms = 999\n",
+		     "bad.conf:2: [replication] upstream_interval_ms", "1000..86400000, got '999'");
+	expect_error("[replication]\nupstream_interval_ms = 86400001\n", "upstream_interval_ms", NULL);
+	expect_error("[agent]\nupstream = http://a.example/\n", "bad.conf:2:", "belongs in [replication]");
+	expect_error("[replication]\nupstream = http://a.example/\nupstream = http://b.example/\n",
+		     "bad.conf:3: [replication] upstream", "more than once");
+
+	/* The length bound: a flag may be longer than a file line, not than the bound. */
+	char url[SHOAL_UPSTREAM_URL_BYTES_MAX + 16];
+	strcpy(url, "https://a.example/");
+	size_t n = strlen(url);
+	memset(url + n, 'p', SHOAL_UPSTREAM_URL_BYTES_MAX - 1 - n);
+	url[SHOAL_UPSTREAM_URL_BYTES_MAX - 1] = '\0';
+	assert_int_equal(config_apply_flag(&c, "upstream", url, err, sizeof err), 0);
+	assert_int_equal(strlen(c.upstream), SHOAL_UPSTREAM_URL_BYTES_MAX - 1);
+	strcat(url, "p");
+	assert_int_equal(config_apply_flag(&c, "upstream", url, err, sizeof err), SHOAL_ECONFIG);
+	assert_non_null(strstr(err, "--upstream: expected"));
+	assert_int_equal(strlen(c.upstream), SHOAL_UPSTREAM_URL_BYTES_MAX - 1); /* unchanged */
+	assert_int_equal(config_apply_flag(&c, "upstream-interval-ms", "abc", err, sizeof err),
+			 SHOAL_ECONFIG);
+	assert_int_equal(c.upstream_interval_ms, 1000);
 }
 
 static void test_valid_file(void **state)
@@ -251,6 +316,8 @@ static void test_print_roundtrip(void **state)
 	config_defaults(&c);
 	assert_int_equal(config_apply_flag(&c, "join", "127.0.0.1:1", err, sizeof err), 0);
 	assert_int_equal(config_apply_flag(&c, "gossip-nodes", "7", err, sizeof err), 0);
+	assert_int_equal(config_apply_flag(&c, "upstream", "https://r.example:8443/rel", err, sizeof err), 0);
+	assert_int_equal(config_apply_flag(&c, "upstream-interval-ms", "30000", err, sizeof err), 0);
 	snprintf(path, sizeof path, "%s/printed.conf", dir);
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
@@ -262,6 +329,18 @@ static void test_print_roundtrip(void **state)
 	assert_int_equal(d.gossip_nodes, 7);
 	assert_int_equal(d.join_count, 1);
 	assert_string_equal(d.join[0], "127.0.0.1:1");
+	assert_string_equal(d.upstream, "https://r.example:8443/rel");
+	assert_int_equal(d.upstream_interval_ms, 30000);
+	/* Off (empty) prints and reads back as off. */
+	assert_int_equal(config_apply_flag(&c, "upstream", "", err, sizeof err), 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	config_print(&c, f);
+	fclose(f);
+	config_defaults(&d);
+	if (config_load_file(&d, path, err, sizeof err) != 0)
+		fail_msg("%s", err);
+	assert_string_equal(d.upstream, "");
 	/* The --help key list names every key as a flag. */
 	char *buf = NULL;
 	size_t len = 0;
@@ -270,6 +349,8 @@ static void test_print_roundtrip(void **state)
 	fclose(m);
 	assert_non_null(strstr(buf, "--probe-interval-ms N"));
 	assert_non_null(strstr(buf, "--log-level LEVEL"));
+	assert_non_null(strstr(buf, "--upstream URL"));
+	assert_non_null(strstr(buf, "--upstream-interval-ms N"));
 	assert_non_null(strstr(buf, "default 1000"));
 	free(buf);
 }
@@ -284,6 +365,7 @@ int main(void)
 		cmocka_unit_test(test_flags_override),
 		cmocka_unit_test(test_join_limit),
 		cmocka_unit_test(test_print_roundtrip),
+		cmocka_unit_test(test_upstream),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
