@@ -410,8 +410,8 @@ static int setup(struct demo *d)
 	}
 	if (rc == 0)
 		printf("t=%.1fs made fleet, a release repository (3 publisher keys, "
-		       "threshold 2) and %d nodes trusting its root in %s (n0 tagged "
-		       "canary)\n", since_s(d->t0_ms), d->count, d->dir);
+		       "threshold 2; every node trusts its root) and %d nodes in %s (n0 "
+		       "tagged canary)\n", since_s(d->t0_ms), d->count, d->dir);
 	return rc;
 }
 

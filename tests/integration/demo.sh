@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh — `shoal demo` (what `make demo` runs) through the real binary:
-# a full run succeeds with every phase printed and leaves no temp dir and no
-# process behind; Ctrl-C (SIGINT) mid-run stops every agent, and --keep
+# a full run succeeds with every phase printed (membership: convergence,
+# detection, rejoin; releases: a 2-of-3 release verified and installed
+# everywhere, a 1-key one and a replayed older one rejected everywhere with
+# the reason) and leaves no temp dir and no process behind; Ctrl-C (SIGINT) mid-run stops every agent, and --keep
 # keeps the temp dir; usage errors exit 2.
 set -u
 : "${SHOAL_BIN:?set SHOAL_BIN to the shoal binary}"
@@ -35,6 +37,12 @@ expect '^t=[0-9.]+s converged: 8/8 agents see 8 alive' "$work/out" "convergence"
 expect '^ +n0 +127\.0\.0\.1:[0-9]+ +alive +inc=1 +tags=canary$' "$work/out" "n0 tagged canary"
 expect '^n3 declared dead by 7/7 agents: first [0-9.]+ s, last [0-9.]+ s$' "$work/out" "detection"
 expect '^n3 rejoined: 8/8 agents see it alive \(incarnation [0-9]+, was 1\)' "$work/out" "rejoin"
+expect '^the 2-of-3 release: verified by 8/8 agents within [0-9.]+ s \(targets version 2\)$' "$work/out" "release verified everywhere"
+expect '^  installed as DATA/releases/2/rules%2Fdemo.yar on 8/8 agents' "$work/out" "release installed everywhere"
+expect '^the 1-key release: rejected by 8/8 agents within [0-9.]+ s \(targets version 3\)$' "$work/out" "1-key release rejected everywhere"
+expect '^  reason: role targets: not signed by a threshold of the targets keys' "$work/out" "1-key rejection reason"
+expect '^the replayed older release: rejected by 8/8 agents within [0-9.]+ s \(targets version 2\)$' "$work/out" "replay rejected everywhere"
+expect '^  reason: timestamp: version 2 is older than the trusted 3' "$work/out" "replay rejection reason"
 expect 'stopped 8 agents with SIGTERM .*\(8 exited 0\)$' "$work/out" "stop"
 expect 'demo complete: every step succeeded$' "$work/out" "completion"
 dir=$(sed -n 's/.* nodes in \(.*\) (n0 tagged canary)$/\1/p' "$work/out")
