@@ -19,6 +19,7 @@
 #include "core/replication.h"
 #include "core/sync.h"
 #include "runtime/releases.h"
+#include "runtime/upstream.h"
 #include "shoal/hex.h"
 #include "shoal/limits.h"
 #include "shoal/log.h"
@@ -75,6 +76,7 @@ struct replica {
 	struct feed *feed;
 	struct blobs *blobs;
 	struct relmgr *rel;
+	struct upstream *up;    /* NULL without an upstream */
 	struct repl_core *core; /* loop thread only */
 
 	pthread_mutex_t mu;     /* guards everything below */
@@ -209,7 +211,8 @@ void replica_set_peers(struct replica *r, const struct replica_peer *peers, size
 		free(copy);
 		return;
 	}
-	memcpy(copy, peers, n * sizeof(*copy));
+	if (n)
+		memcpy(copy, peers, n * sizeof(*copy));
 	for (size_t i = 0; i < n; i++)
 		gids[i] = peers[i].gid;
 	if (repl_set_peers(r->core, gids, n) != 0)
@@ -716,7 +719,7 @@ static void add_candidates(struct replica *r, struct blob_dl *d, const uint8_t *
 	pthread_mutex_lock(&r->mu);
 	size_t n = r->peers_n;
 	struct replica_peer *copy = calloc(n ? n : 1, sizeof(*copy));
-	if (copy)
+	if (copy && n)
 		memcpy(copy, r->peers, n * sizeof(*copy));
 	pthread_mutex_unlock(&r->mu);
 	if (!copy)
@@ -920,6 +923,42 @@ static void resume_announces(struct replica *r)
 
 /* --- control ------------------------------------------------------------------------- */
 
+/* The upstream thread's inject: the repository becomes an announce in our
+ * feed, handed to the loop thread to push (as append_own does). */
+static int inject_upstream(void *arg, const char *repo_dir, uint64_t *seq, char *err,
+			   size_t errlen)
+{
+	struct replica *r = arg;
+	struct announce a;
+	assert(r && repo_dir && seq);
+	int rc = relmgr_ingest_repo(r->rel, repo_dir, &a, err, errlen);
+	if (rc)
+		return rc;
+	uint8_t body[SHOAL_RECORD_BODY_MAX];
+	size_t len;
+	if ((rc = announce_encode(&a, body, sizeof(body), &len)) != 0) {
+		snprintf(err, errlen, "announce does not fit a record");
+		return rc;
+	}
+	if (stopping(r)) {
+		snprintf(err, errlen, "the agent is stopping");
+		return SHOAL_ESTATE;
+	}
+	struct inbox_item *it = calloc(1, sizeof(*it));
+	if (!it)
+		return SHOAL_ENOMEM;
+	rc = feed_append(r->feed, r->self->kp.sk, RECORD_ANNOUNCE, wall_ms(), body, len, &it->rec);
+	if (rc) {
+		snprintf(err, errlen, "cannot append the announce record: %s", feed_errmsg());
+		free(it);
+		return rc;
+	}
+	*seq = it->rec.seq;
+	it->kind = INBOX_PUBLISH;
+	inbox_push(r, it);
+	return 0;
+}
+
 json_t *replica_publish(struct replica *r, const char *repo_dir, uint64_t now_ms)
 {
 	assert(r && repo_dir);
@@ -970,7 +1009,7 @@ json_t *replica_status(struct replica *r)
 	memset(&fs, 0, sizeof(fs));
 	if (feed_stats(r->feed, &fs) != 0)
 		memset(&fs, 0, sizeof(fs));
-	return json_pack(
+	json_t *j = json_pack(
 		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 		"feed_records", (json_int_t)fs.records, "feed_authors", (json_int_t)fs.authors,
 		"equivocating_authors", (json_int_t)fs.equivocating_authors,
@@ -990,6 +1029,9 @@ json_t *replica_status(struct replica *r)
 		"releases_verified", (json_int_t)atomic_load(&r->releases_verified),
 		"releases_rejected", (json_int_t)atomic_load(&r->releases_rejected),
 		"inbox_dropped", (json_int_t)atomic_load(&r->inbox_dropped));
+	if (j && r->up)
+		json_object_set_new(j, "upstream", upstream_status(r->up));
+	return j;
 }
 
 /* --- life cycle ------------------------------------------------------------------------ */
@@ -1048,6 +1090,16 @@ int replica_open(const char *data_dir, const struct node_identity *self, uint32_
 	}
 	r->syncq.started = true;
 	resume_announces(r);
+	if (cfg->upstream_url && cfg->upstream_url[0]) {
+		struct upstream_config ucfg = {cfg->upstream_url, cfg->upstream_interval_ms};
+		rc = upstream_open(data_dir, &ucfg, inject_upstream, r, &r->up, err, errlen);
+		if (rc == 0 && (rc = upstream_start(r->up)) != 0)
+			snprintf(err, errlen, "cannot start the upstream thread");
+		if (rc) {
+			replica_close(r);
+			return rc;
+		}
+	}
 	*out = r;
 	return 0;
 }
@@ -1075,6 +1127,7 @@ void replica_stop(struct replica *r)
 {
 	if (!r)
 		return;
+	upstream_stop(r->up); /* a pull in progress gives up within about a second */
 	pthread_mutex_lock(&r->mu);
 	r->stopping = true;
 	pthread_cond_broadcast(&r->relq.cond);
@@ -1087,6 +1140,7 @@ void replica_close(struct replica *r)
 	if (!r)
 		return;
 	replica_stop(r);
+	upstream_close(r->up); /* before what its inject uses */
 	if (r->relq.started)
 		pthread_join(r->relq.thread, NULL);
 	if (r->syncq.started)

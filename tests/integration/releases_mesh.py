@@ -291,7 +291,7 @@ def main():
     for n in names:
         path = os.path.join(WORK, f"{n}.log")
         if os.path.exists(path):
-            bad = [l for l in open(path) if " level=error " in l or "Sanitizer" in l]
+            bad = [l for l in open(path) if " level=error " in l or "Sanitizer" in l or "runtime error" in l]
             if bad:
                 fail(f"{n}.log has errors: {bad[:3]}")
     note("all agents exited 0; no error lines")
