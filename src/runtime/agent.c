@@ -1095,6 +1095,9 @@ int agent_run(const struct shoal_config *cfg)
 	 * few hundred calls a second at most, so one lock is no contention. */
 	mallopt(M_ARENA_MAX, 1);
 #endif
+	/* Before the first SQLite call (store_open); fails harmlessly in a
+	 * process that already used SQLite (tests running agents in-process). */
+	(void)store_config_lean();
 
 	int rc = start(a);
 	if (rc == 0)

@@ -314,6 +314,16 @@ void store_close(struct store *s)
 	free(s);
 }
 
+int store_config_lean(void)
+{
+	/* pMem NULL, N 0: no bulk allocation (SQLITE_DEFAULT_PCACHE_INITSZ,
+	 * 20 in Debian's build). Each connection's cache still grows to its
+	 * cache_size as pages are used, so queries are not slower. */
+	if (sqlite3_config(SQLITE_CONFIG_PAGECACHE, (void *)NULL, 0, 0) != SQLITE_OK)
+		return SHOAL_ESTATE; /* SQLITE_MISUSE: already initialised */
+	return 0;
+}
+
 const char *store_path(const struct store *s)
 {
 	assert(s);

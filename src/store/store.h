@@ -52,6 +52,14 @@ int store_open(const char *data_dir, struct store **out, char *err,
 /* Closes the database; NULL is a no-op. */
 void store_close(struct store *s);
 
+/* Process-wide SQLite memory settings for a long-lived process with a small
+ * database: no up-front page-cache block per connection (SQLite otherwise
+ * allocates and touches 20 pages, ~87 KiB, for every connection it opens;
+ * pages are then allocated one by one as they are read). Must run before
+ * the process's first SQLite call; returns SHOAL_ESTATE if SQLite is
+ * already initialised (nothing changed), 0 otherwise. */
+int store_config_lean(void);
+
 /* The database file's path (for messages). */
 const char *store_path(const struct store *s);
 /* The last error text set by a failing call on s ("" if none). */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "shoal/addr.h"
 #include "shoal/error.h"
@@ -365,6 +367,71 @@ static void unusable_dir_names_path(void **state)
 	free(dir);
 }
 
+/* In a child process, SQLite shut down first as if fresh: optionally
+ * store_config_lean, open a store, bump the incarnation, and report SQLite's
+ * heap use and the return codes of the two store_config_lean calls. */
+struct lean_probe {
+	int64_t mem;
+	int first_rc, second_rc;
+};
+
+static struct lean_probe probe_child(const char *dir, bool lean)
+{
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct lean_probe p = {-1, 1, 1};
+		close(fds[0]);
+		/* Earlier tests initialised SQLite in this process: start from
+		 * a clean slate, as the agent does (no connection is open). */
+		if (sqlite3_shutdown() != SQLITE_OK)
+			_exit(2);
+		if (lean)
+			p.first_rc = store_config_lean();
+		struct store *s = NULL;
+		char err[STORE_ERR_BYTES];
+		uint32_t inc;
+		if (store_open(dir, &s, err, sizeof(err)) == 0 &&
+		    store_bump_incarnation(s, &inc) == 0)
+			p.mem = sqlite3_memory_used();
+		p.second_rc = store_config_lean();
+		store_close(s);
+		ssize_t n = write(fds[1], &p, sizeof(p));
+		_exit(n == (ssize_t)sizeof(p) ? 0 : 1);
+	}
+	close(fds[1]);
+	struct lean_probe p;
+	assert_int_equal(read(fds[0], &p, sizeof(p)), (ssize_t)sizeof(p));
+	close(fds[0]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return p;
+}
+
+/* The agent calls store_config_lean before its first SQLite call: the
+ * connection then holds no 20-page block (~87 KiB) it never fills, and a
+ * late call says it changed nothing. */
+static void lean_config_saves_page_cache_block(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct lean_probe plain = probe_child(dir, false);
+	struct lean_probe lean = probe_child(dir, true);
+	assert_true(plain.mem > 0 && lean.mem > 0);
+	assert_int_equal(lean.first_rc, 0);
+	assert_int_equal(lean.second_rc, SHOAL_ESTATE);
+	assert_int_equal(plain.second_rc, SHOAL_ESTATE);
+	/* 20 pages of 4 KiB plus headers; the store's few pages are less. */
+	print_message("sqlite heap after open: default %lld, lean %lld bytes\n",
+		      (long long)plain.mem, (long long)lean.mem);
+	assert_true(lean.mem + 60 * 1024 < plain.mem);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	srand(12345);
@@ -379,6 +446,7 @@ int main(void)
 		cmocka_unit_test(corrupt_page_is_refused),
 		cmocka_unit_test(newer_schema_is_refused),
 		cmocka_unit_test(unusable_dir_names_path),
+		cmocka_unit_test(lean_config_saves_page_cache_block),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
