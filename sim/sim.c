@@ -7,6 +7,9 @@
  * a comparison is one integer compare. Packet payloads live in a slab of
  * fixed-size slots with a free list: no malloc per event once warm.
  *
+ * A layer above membership (sim_hooks) gets its own event kinds: DATAGRAM
+ * (through the same network model as membership packets) and TIMER.
+ *
  * Bookkeeping, all driven by the cores' own events:
  *  - seen[o] is a bitset over nodes: o's view of g is ALIVE. alive_seen[o]
  *    counts the set bits whose node is up. `deficit` sums, over live
@@ -42,6 +45,8 @@ enum ev_kind {
 	EV_TICK = 1,
 	EV_PACKET,
 	EV_PUSHPULL,
+	EV_DATAGRAM,    /* a layer's datagram (sim_send_datagram) */
+	EV_TIMER,       /* a layer's timer (sim_schedule) */
 };
 
 /* 24 bytes; the heap moves these around, so keep them small. */
@@ -132,6 +137,7 @@ struct sim {
 	uint64_t hist_count;
 
 	struct sim_metrics m;       /* running counters */
+	struct sim_hooks hooks;     /* a layer above membership; zeroed: none */
 };
 
 /* --- small helpers -------------------------------------------------------- */
@@ -409,6 +415,8 @@ static void on_member_event(struct sim *s, uint32_t o, const struct member_event
 	}
 	if (g == UINT32_MAX || g == o)
 		return;
+	if (s->hooks.member_event)
+		s->hooks.member_event(s->hooks.arg, o, g, ev);
 
 	/* Every state change comes with an event, so the kind says the new
 	 * state without a lookup (sim_verify_views checks this in the tests). */
@@ -463,6 +471,38 @@ static void on_member_event(struct sim *s, uint32_t o, const struct member_event
 
 /* --- driving a core ------------------------------------------------------- */
 
+/* The datagram network model, for membership packets and a layer's alike:
+ * partition, loss, duplication, then a latency per copy. Returns the copies
+ * queued: 0 (partitioned or lost), 1 or 2. */
+static int net_send(struct sim *s, uint32_t from, uint32_t to, const uint8_t *data,
+		    size_t len, uint8_t kind)
+{
+	assert(to < s->n && len > 0 && len <= s->slot_bytes);
+	if (!reachable(s, from, to)) {
+		s->m.packets_partitioned += kind == EV_PACKET;
+		return 0;
+	}
+	if (s->cfg.net.loss > 0 && rng_unit(&s->rng) < s->cfg.net.loss) {
+		s->m.packets_lost += kind == EV_PACKET;
+		return 0;
+	}
+	int copies = 1;
+	if (s->cfg.net.dup > 0 && rng_unit(&s->rng) < s->cfg.net.dup) {
+		copies = 2;
+		s->m.packets_duplicated += kind == EV_PACKET;
+	}
+	for (int i = 0; i < copies; i++) {
+		uint32_t slot;
+		if (slot_alloc(s, &slot) != 0) {
+			s->heap_full = true;
+			return i;
+		}
+		memcpy(s->slots + (size_t)slot * s->slot_bytes, data, len);
+		heap_push(s, s->now + draw_latency(s), kind, to, from, slot, (uint16_t)len);
+	}
+	return copies;
+}
+
 static void send_packet(struct sim *s, uint32_t from, const struct member_out *o)
 {
 	uint32_t to = addr_node(s, &o->to);
@@ -470,29 +510,7 @@ static void send_packet(struct sim *s, uint32_t from, const struct member_out *o
 		s->m.packets_unroutable++;
 		return;
 	}
-	if (!reachable(s, from, to)) {
-		s->m.packets_partitioned++;
-		return;
-	}
-	if (s->cfg.net.loss > 0 && rng_unit(&s->rng) < s->cfg.net.loss) {
-		s->m.packets_lost++;
-		return;
-	}
-	int copies = 1;
-	if (s->cfg.net.dup > 0 && rng_unit(&s->rng) < s->cfg.net.dup) {
-		copies = 2;
-		s->m.packets_duplicated++;
-	}
-	for (int i = 0; i < copies; i++) {
-		uint32_t slot;
-		if (slot_alloc(s, &slot) != 0) {
-			s->heap_full = true;
-			return;
-		}
-		memcpy(s->slots + (size_t)slot * s->slot_bytes, o->data, o->len);
-		heap_push(s, s->now + draw_latency(s), EV_PACKET, to, from, slot,
-			  (uint16_t)o->len);
-	}
+	(void)net_send(s, from, to, o->data, o->len, EV_PACKET);
 }
 
 static void start_pushpull(struct sim *s, uint32_t from, const struct member_out *o)
@@ -608,6 +626,18 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 	case EV_PUSHPULL:
 		do_pushpull(s, ev);
 		break;
+	case EV_DATAGRAM:
+		/* The hook may send, which can move the slab: it must be done
+		 * with data first (see sim_hooks). */
+		if (s->hooks.datagram)
+			s->hooks.datagram(s->hooks.arg, ev->node, ev->a,
+					  s->slots + (size_t)ev->b * s->slot_bytes, ev->c);
+		slot_release(s, ev->b);
+		break;
+	case EV_TIMER:
+		if (s->hooks.timer)
+			s->hooks.timer(s->hooks.arg, ev->node, ev->a, ev->b);
+		break;
 	default:
 		assert(!"unknown sim event");
 	}
@@ -650,6 +680,49 @@ int sim_run_until(struct sim *s, uint64_t t_ms)
 	s->now = t_ms;
 	return s->heap_full ? SHOAL_EFULL : 0;
 }
+
+/* --- layers above membership (sim_hooks) ------------------------------------ */
+
+void sim_set_hooks(struct sim *s, const struct sim_hooks *h)
+{
+	assert(s);
+	if (h)
+		s->hooks = *h;
+	else
+		memset(&s->hooks, 0, sizeof(s->hooks));
+}
+
+int sim_send_datagram(struct sim *s, uint32_t from, uint32_t to, const uint8_t *data,
+		      size_t len)
+{
+	assert(from < s->n);
+	if (to >= s->n || to == from || len == 0 || len > s->slot_bytes)
+		return SHOAL_EINVAL;
+	return net_send(s, from, to, data, len, EV_DATAGRAM);
+}
+
+void sim_schedule(struct sim *s, uint64_t at_ms, uint32_t node, uint32_t a, uint32_t b)
+{
+	assert(node < s->n);
+	assert(at_ms >= s->now);
+	heap_push(s, at_ms, EV_TIMER, node, a, b, 0);
+}
+
+uint64_t sim_draw_latency(struct sim *s) { return draw_latency(s); }
+
+bool sim_reachable(const struct sim *s, uint32_t a, uint32_t b)
+{
+	assert(a < s->n && b < s->n);
+	return reachable(s, a, b);
+}
+
+bool sim_sees_alive(const struct sim *s, uint32_t o, uint32_t g)
+{
+	assert(o < s->n && g < s->n);
+	return bit_get(s->seen + (size_t)o * s->words_per_row, g);
+}
+
+void sim_trace_mix(struct sim *s, uint64_t w) { hash_word(&s->trace_hash, w); }
 
 /* --- nodes ---------------------------------------------------------------- */
 

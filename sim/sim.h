@@ -18,6 +18,10 @@
  * random source, so the same seed replays the same run and the same
  * trace_hash (a 64-bit hash chained over every membership event).
  *
+ * A layer above membership (sim/records.c: replication) rides on the same
+ * clock, network and rng through sim_hooks: DATAGRAM and TIMER events, and
+ * the cores' membership events.
+ *
  * Scenario drivers (sim_scenario_*) build on the primitives below and are what
  * `shoal sim` and the tests call.
  */
@@ -142,6 +146,44 @@ uint64_t sim_verify_views(const struct sim *s);
  * parameters: max suspicion timeout plus probe and gossip slack. */
 uint64_t sim_detect_grace_ms(const struct member_config *mc, uint32_t nodes);
 
+/* --- layers above membership ----------------------------------------------
+ * A layer that runs beside the membership cores (sim/records.c: the
+ * replication cores) follows the cores' views, sends its own datagrams
+ * through the same network model and keeps its own timers on the same
+ * clock. Its callbacks run inside sim_run_until, in event order, and may
+ * call the functions below. */
+struct sim_hooks {
+	void *arg;
+	/* Called after node observer's core emitted membership event ev about
+	 * node subject (a sim node other than the observer). */
+	void (*member_event)(void *arg, uint32_t observer, uint32_t subject,
+			     const struct member_event *ev);
+	/* Called when a datagram from sim_send_datagram arrives at node to,
+	 * up or not (sim_node_up tells). data is valid until the hook sends. */
+	void (*datagram)(void *arg, uint32_t to, uint32_t from, const uint8_t *data,
+			 size_t len);
+	/* Called when a timer from sim_schedule fires. */
+	void (*timer)(void *arg, uint32_t node, uint32_t a, uint32_t b);
+};
+
+/* Installs h (copied; NULL removes the hooks). */
+void sim_set_hooks(struct sim *s, const struct sim_hooks *h);
+/* Sends len bytes (1..payload_bytes_max) from node from to node to through
+ * the network model: partition, loss, duplication, a latency per copy.
+ * Returns the copies queued (0: lost or partitioned), or SHOAL_EINVAL. */
+int sim_send_datagram(struct sim *s, uint32_t from, uint32_t to, const uint8_t *data,
+		      size_t len);
+/* Calls hooks.timer(node, a, b) at at_ms (>= now). */
+void sim_schedule(struct sim *s, uint64_t at_ms, uint32_t node, uint32_t a, uint32_t b);
+/* One one-way latency draw of the network model (uses the sim's rng). */
+uint64_t sim_draw_latency(struct sim *s);
+/* False while a partition separates a and b. */
+bool sim_reachable(const struct sim *s, uint32_t a, uint32_t b);
+/* True if o's core sees node g ALIVE (the bookkeeping bit; no lookup). */
+bool sim_sees_alive(const struct sim *s, uint32_t o, uint32_t g);
+/* Chains w into the trace hash, so a layer's events are replay-checked too. */
+void sim_trace_mix(struct sim *s, uint64_t w);
+
 /* --- scenarios ------------------------------------------------------------ */
 enum sim_scenario {
 	SIM_SCENARIO_JOIN = 0,
@@ -149,6 +191,7 @@ enum sim_scenario {
 	SIM_SCENARIO_LOSS,
 	SIM_SCENARIO_PARTITION,
 	SIM_SCENARIO_CHURN,
+	SIM_SCENARIO_RECORD,
 };
 
 /* Returns 0 or SHOAL_EINVAL. */
@@ -172,6 +215,38 @@ struct sim_params {
 /* Fills the defaults for a scenario (seconds, loss, ...). */
 void sim_params_default(struct sim_params *p, enum sim_scenario sc);
 
+/* The record scenario (sim/records.c): how one signed record spread. Times
+ * are virtual ms after the publication; rounds are gossip intervals
+ * (200 ms), ceil(time / interval). Traffic counts run from the publication
+ * to the end of the run (window_ms). */
+struct sim_record_report {
+	bool published;
+	uint32_t publisher;
+	uint64_t publish_ms;          /* virtual time of the publication */
+	uint64_t window_ms;           /* publication -> end of the run */
+	uint32_t gossip_interval_ms;
+	uint32_t live_nodes;          /* up at the end */
+	uint32_t holders;             /* live nodes holding the record at the end */
+	uint32_t via_push, via_sync;  /* holders other than the publisher, by first arrival */
+	bool reached_50, reached_99, reached_100;
+	uint64_t t50_ms, t99_ms, t100_ms;
+	uint64_t rounds_50, rounds_99, rounds_100;
+	/* eager push (UDP), summed over every replication core */
+	uint64_t push_packets, push_bytes, push_records_sent;
+	uint64_t push_lost;           /* dropped by the network model */
+	uint64_t push_to_down;        /* arrived at a crashed node */
+	uint64_t push_dups;           /* copies of records already held */
+	uint64_t queue_dropped;       /* push queue overflow (should stay 0) */
+	/* anti-entropy (modelled TCP/TLS sessions) */
+	uint64_t syncs_started, syncs_ok;
+	uint64_t syncs_failed;        /* an end crashed, or a partition */
+	uint64_t syncs_error;         /* a session broke the protocol (should stay 0) */
+	uint64_t sync_msgs, sync_bytes, sync_records;
+	/* the stores */
+	uint64_t sig_verifies;        /* Ed25519 verifications (one per new record stored) */
+	uint64_t bad_sig, equivocations;
+};
+
 struct sim_report {
 	struct sim_metrics m;
 	uint64_t convergence_base_ms; /* convergence is reported relative to this */
@@ -181,6 +256,7 @@ struct sim_report {
 	uint64_t detect_grace_ms;
 	double effective_loss;
 	double effective_dup;
+	struct sim_record_report rec; /* record scenario only */
 };
 
 /* Runs a scenario to the end. Returns 0, SHOAL_EINVAL, SHOAL_ENOMEM or

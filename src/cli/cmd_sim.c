@@ -74,7 +74,7 @@ static void print_replay(FILE *f, const struct sim_opts *o)
 	if (o->dup_set)
 		fprintf(f, " --dup %g", p->dup);
 	fprintf(f, " --latency-ms %g", p->latency_ms);
-	if (p->scenario == SIM_SCENARIO_CRASH)
+	if (p->scenario == SIM_SCENARIO_CRASH || p->scenario == SIM_SCENARIO_RECORD)
 		fprintf(f, " --crash-fraction %g", p->crash_fraction);
 	if (p->scenario == SIM_SCENARIO_CHURN)
 		fprintf(f, " --churn-fraction %g", p->churn_fraction);
@@ -86,6 +86,68 @@ static void print_replay(FILE *f, const struct sim_opts *o)
 static json_t *opt_ms(bool have, uint64_t v)
 {
 	return have ? json_integer((json_int_t)v) : json_null();
+}
+
+/* The record scenario's figures: one JSON object. Rates are per live node
+ * per second of the window from the publication to the end. */
+static json_t *record_json(const struct sim_record_report *x)
+{
+	double node_s = (double)x->live_nodes * ((double)x->window_ms / 1000.0);
+	json_t *j = json_pack(
+		"{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o}",
+		"published", x->published,
+		"publisher", (json_int_t)x->publisher,
+		"publish_ms", (json_int_t)x->publish_ms,
+		"window_ms", (json_int_t)x->window_ms,
+		"live_nodes", (json_int_t)x->live_nodes,
+		"holders", (json_int_t)x->holders,
+		"via_push", (json_int_t)x->via_push,
+		"via_sync", (json_int_t)x->via_sync,
+		"t50_ms", opt_ms(x->reached_50, x->t50_ms),
+		"t99_ms", opt_ms(x->reached_99, x->t99_ms),
+		"t100_ms", opt_ms(x->reached_100, x->t100_ms),
+		"rounds_50", opt_ms(x->reached_50, x->rounds_50),
+		"rounds_99", opt_ms(x->reached_99, x->rounds_99),
+		"rounds_100", opt_ms(x->reached_100, x->rounds_100));
+	if (!j)
+		return NULL;
+	struct {
+		const char *k;
+		uint64_t v;
+	} ints[] = {
+		{"gossip_interval_ms", x->gossip_interval_ms},
+		{"push_packets", x->push_packets},
+		{"push_bytes", x->push_bytes},
+		{"push_records_sent", x->push_records_sent},
+		{"push_lost", x->push_lost},
+		{"push_to_down", x->push_to_down},
+		{"push_dups", x->push_dups},
+		{"queue_dropped", x->queue_dropped},
+		{"syncs_started", x->syncs_started},
+		{"syncs_ok", x->syncs_ok},
+		{"syncs_failed", x->syncs_failed},
+		{"syncs_error", x->syncs_error},
+		{"sync_msgs", x->sync_msgs},
+		{"sync_bytes", x->sync_bytes},
+		{"sync_records", x->sync_records},
+		{"sig_verifies", x->sig_verifies},
+		{"bad_sig", x->bad_sig},
+		{"equivocations", x->equivocations},
+	};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+		json_object_set_new(j, ints[i].k, json_integer((json_int_t)ints[i].v));
+	double rates[4] = {0, 0, 0, 0};
+	if (node_s > 0) {
+		rates[0] = (double)x->push_packets / node_s;
+		rates[1] = (double)x->push_bytes / node_s;
+		rates[2] = (double)x->sync_msgs / node_s;
+		rates[3] = (double)x->sync_bytes / node_s;
+	}
+	json_object_set_new(j, "push_msgs_per_node_s", json_real(rates[0]));
+	json_object_set_new(j, "push_bytes_per_node_s", json_real(rates[1]));
+	json_object_set_new(j, "sync_msgs_per_node_s", json_real(rates[2]));
+	json_object_set_new(j, "sync_bytes_per_node_s", json_real(rates[3]));
+	return j;
 }
 
 static int print_json(const struct sim_opts *o, const struct sim_report *r, double wall_s,
@@ -161,6 +223,14 @@ static int print_json(const struct sim_opts *o, const struct sim_report *r, doub
 			    json_real(node_s > 0 ? (double)m->packets_sent / node_s : 0));
 	json_object_set_new(j, "bytes_per_node_s",
 			    json_real(node_s > 0 ? (double)m->packet_bytes_sent / node_s : 0));
+	if (p->scenario == SIM_SCENARIO_RECORD) {
+		json_t *rec = record_json(&r->rec);
+		if (!rec) {
+			json_decref(j);
+			return cli_fail("sim", "out of memory");
+		}
+		json_object_set_new(j, "record", rec);
+	}
 	json_object_set_new(j, "peak_rss_mb", json_real(rss_mb));
 	json_object_set_new(j, "wall_s", json_real(wall_s));
 	if (checked) {
@@ -175,6 +245,43 @@ static int print_json(const struct sim_opts *o, const struct sim_report *r, doub
 	puts(txt);
 	free(txt);
 	return 0;
+}
+
+static void print_reach(const char *label, bool reached, uint64_t ms, uint64_t rounds)
+{
+	if (reached)
+		printf("%-14s%.3f s, %" PRIu64 " gossip rounds after the publication\n", label,
+		       (double)ms / 1000.0, rounds);
+	else
+		printf("%-14snot reached\n", label);
+}
+
+static void print_record(const struct sim_record_report *x)
+{
+	if (!x->published) {
+		printf("record        not published\n");
+		return;
+	}
+	double node_s = (double)x->live_nodes * ((double)x->window_ms / 1000.0);
+	printf("record        published by n%" PRIu32 " at %.3f s; %" PRIu32 " of %" PRIu32
+	       " live nodes hold it (%" PRIu32 " via push, %" PRIu32 " via sync)\n",
+	       x->publisher, (double)x->publish_ms / 1000.0, x->holders, x->live_nodes,
+	       x->via_push, x->via_sync);
+	print_reach("  50% hold", x->reached_50, x->t50_ms, x->rounds_50);
+	print_reach("  99% hold", x->reached_99, x->t99_ms, x->rounds_99);
+	print_reach("  100% hold", x->reached_100, x->t100_ms, x->rounds_100);
+	printf("  push        %" PRIu64 " payloads (%.2f/live node/s, %.0f bytes/live node/s), %" PRIu64
+	       " lost, %" PRIu64 " to crashed nodes, %" PRIu64 " duplicate copies\n",
+	       x->push_packets, node_s > 0 ? (double)x->push_packets / node_s : 0,
+	       node_s > 0 ? (double)x->push_bytes / node_s : 0, x->push_lost, x->push_to_down,
+	       x->push_dups);
+	printf("  sync        %" PRIu64 " sessions (%" PRIu64 " ok, %" PRIu64 " lost to a crashed end, %" PRIu64
+	       " errors), %" PRIu64 " messages (%.0f bytes/live node/s), %" PRIu64 " records moved\n",
+	       x->syncs_started, x->syncs_ok, x->syncs_failed, x->syncs_error, x->sync_msgs,
+	       node_s > 0 ? (double)x->sync_bytes / node_s : 0, x->sync_records);
+	printf("  signatures  %" PRIu64 " Ed25519 verifications, %" PRIu64 " bad, %" PRIu64
+	       " equivocations (window %.3f s)\n",
+	       x->sig_verifies, x->bad_sig, x->equivocations, (double)x->window_ms / 1000.0);
 }
 
 static void print_table(const struct sim_opts *o, const struct sim_report *r, double wall_s,
@@ -209,6 +316,8 @@ static void print_table(const struct sim_opts *o, const struct sim_report *r, do
 	printf("traffic       %.1f msgs/node/s, %.0f bytes/node/s, %" PRIu64 " push-pulls\n",
 	       node_s > 0 ? (double)m->packets_sent / node_s : 0,
 	       node_s > 0 ? (double)m->packet_bytes_sent / node_s : 0, m->pushpulls_ok);
+	if (p->scenario == SIM_SCENARIO_RECORD)
+		print_record(&r->rec);
 	printf("cost          %" PRIu64 " events, %.2f s wall, %.0f MB peak RSS\n", m->events,
 	       wall_s, rss_mb);
 	printf("trace_hash    %016" PRIx64 "\n", m->trace_hash);
@@ -346,7 +455,8 @@ static int run_sim(int argc, char **argv)
 const struct cli_command cmd_sim = {
 	"sim", "run a seeded membership simulation",
 	"NAME\n"
-	"    shoal sim - run a seeded, deterministic membership simulation\n\n"
+	"    shoal sim - run a seeded, deterministic membership (and record\n"
+	"    dissemination) simulation\n\n"
 	"SYNOPSIS\n"
 	"    shoal sim [--scenario NAME] [--nodes N] [--seconds S] [--seed X]\n"
 	"              [--loss P] [--dup P] [--latency-ms M] [--warm]\n"
@@ -366,7 +476,15 @@ const struct cli_command cmd_sim = {
 	"      partition  converge, split into two random halves for 30 s, heal.\n"
 	"      churn      converge, then keep about --churn-fraction (0.03) of the\n"
 	"                 nodes down, restarting most after 2-38 s with the same id\n"
-	"                 and a higher incarnation, then let the cluster settle.\n\n"
+	"                 and a higher incarnation, then let the cluster settle.\n"
+	"      record     warm start under --loss (0.2); at 5 s crash --crash-fraction\n"
+	"                 (0.15) of the nodes at once, then a random live node\n"
+	"                 publishes one signed record (Ed25519). Every node also runs\n"
+	"                 the replication core: eager push over the lossy datagrams\n"
+	"                 and anti-entropy sync sessions (modelled TCP: reliable,\n"
+	"                 with latency, lost if either end is down) with random\n"
+	"                 peers from its own membership view. Runs until every live\n"
+	"                 node holds the record (at most 120 s), or for --seconds.\n\n"
 	"    Measured: convergence (every live node sees every live node alive;\n"
 	"    from the start, or from the heal / end of churn), detection time per\n"
 	"    (observer, crashed node) pair, crashes still seen alive or suspect once\n"
@@ -375,9 +493,15 @@ const struct cli_command cmd_sim = {
 	"    the worst-case timeout after its heal are counted apart, as\n"
 	"    partition_dead), messages and bytes per node per second, push-pulls,\n"
 	"    events, peak RSS, wall time and trace_hash (a 64-bit hash chained\n"
-	"    over every membership event: time, node, kind, subject, incarnation).\n\n"
+	"    over every membership event: time, node, kind, subject, incarnation;\n"
+	"    in the record scenario also every record event and sync session).\n"
+	"    The record scenario adds the time and gossip rounds (200 ms) until\n"
+	"    50%, 99% and 100% of the live nodes hold the record, how many got it\n"
+	"    by push and by sync, and push and sync traffic per live node per\n"
+	"    second from the publication on.\n\n"
 	"OPTIONS\n"
-	"    --scenario NAME     join, crash, loss, partition or churn (join).\n"
+	"    --scenario NAME     join, crash, loss, partition, churn or record\n"
+	"                        (join).\n"
 	"    --nodes N           number of nodes, 2..16384 (100).\n"
 	"    --seconds S         simulated seconds (default: long enough for the\n"
 	"                        scenario's properties to be judged).\n"
@@ -387,14 +511,15 @@ const struct cli_command cmd_sim = {
 	"    --latency-ms M      mean one-way latency: 1 ms plus exponential\n"
 	"                        jitter of mean M-1 (2).\n"
 	"    --warm              start with every node knowing every other alive,\n"
-	"                        instead of joining (always on for loss).\n"
-	"    --crash-fraction F  crash: share of nodes crashed at once (0.15).\n"
+	"                        instead of joining (always on for loss, record).\n"
+	"    --crash-fraction F  crash, record: share of nodes crashed at once (0.15).\n"
 	"    --churn-fraction F  churn: share of nodes down at a time (0.03).\n"
 	"    --trace FILE        write every membership event, one line each.\n"
 	"    --json              print one JSON object instead of a table.\n"
 	"    --check             check the scenario's properties: convergence,\n"
 	"                        every crash seen dead by every live node, no false\n"
-	"                        death at loss <= 0.1, one view at the end.\n\n"
+	"                        death at loss <= 0.1, one view at the end;\n"
+	"                        record: every live node holds the record.\n\n"
 	"EXIT STATUS\n"
 	"    0 if the run completed (and, with --check, its properties held);\n"
 	"    1 if a property failed or the run could not complete: the message\n"
@@ -403,6 +528,7 @@ const struct cli_command cmd_sim = {
 	"EXAMPLES\n"
 	"    shoal sim --scenario join --nodes 1000 --seed 7\n"
 	"    shoal sim --scenario crash --nodes 10000 --warm --seconds 600 --json\n"
-	"    shoal sim --scenario loss --loss 0.1 --nodes 1000 --check\n",
+	"    shoal sim --scenario loss --loss 0.1 --nodes 1000 --check\n"
+	"    shoal sim --scenario record --nodes 1000 --seed 3 --check\n",
 	run_sim,
 };
