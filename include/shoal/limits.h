@@ -109,6 +109,7 @@
 #define SHOAL_BLOB_PEERS_TRIED_MAX    8     /* peers asked for one blob before giving up */
 #define SHOAL_UPSTREAM_URL_BYTES_MAX 1024   /* upstream = URL (an HTTP TUF repository), with NUL */
 #define SHOAL_UPSTREAM_INTERVAL_MS_MIN 1000 /* fastest upstream_interval_ms */
+#define SHOAL_UPSTREAM_STATE_BYTES_MAX 4096 /* DATA/upstream/state.json */
 
 /* --- publisher repositories (shoal release, src/trust/repo.c) ---------- */
 #define SHOAL_REPO_ROLE_KEYS_MAX       16   /* keys init or rotate-root gives one role */

@@ -995,6 +995,8 @@ static int start(struct agent *a)
 		.sync_interval_ms = a->cfg.sync_interval_ms,
 		.gossip_interval_ms = a->cfg.gossip_interval_ms,
 		.retention_ms = a->cfg.feed_retention_s * 1000u,
+		.upstream_url = a->cfg.upstream,
+		.upstream_interval_ms = a->cfg.upstream_interval_ms,
 	};
 	struct replica_hooks hooks = {.arg = a, .send = hook_send, .wake = hook_wake};
 

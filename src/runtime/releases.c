@@ -508,6 +508,31 @@ static int ingest_targets(struct relmgr *m, const char *repo_dir, const uint8_t 
 	return rc;
 }
 
+/* The lowest N >= 2 with a metadata/N.root.json in the repository (2 if
+ * none: the scan then finds nothing). */
+static uint32_t lowest_root_version(const char *repo_dir)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/metadata", repo_dir);
+	DIR *d = opendir(path);
+	uint32_t lowest = 0;
+	if (!d)
+		return 2;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end = NULL;
+		errno = 0;
+		unsigned long v = strtoul(e->d_name, &end, 10);
+		if (errno == 0 && end != e->d_name && e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+		    strcmp(end, ".root.json") == 0 && v >= 2 && v < 10000 &&
+		    (lowest == 0 || v < lowest))
+			lowest = (uint32_t)v;
+	}
+	closedir(d);
+	assert(lowest == 0 || lowest >= 2);
+	return lowest ? lowest : 2;
+}
+
 int relmgr_ingest_repo(struct relmgr *m, const char *repo_dir, struct announce *out,
 		       char *err, size_t errlen)
 {
@@ -548,9 +573,12 @@ int relmgr_ingest_repo(struct relmgr *m, const char *repo_dir, struct announce *
 			 shoal_strerror(rc));
 		goto out;
 	}
-	/* Root versions 2..N, newest last, as many as fit beside the others. */
+	/* Root versions 2..N (or from the lowest one above 1 present: an
+	 * upstream pull lays out the chain from the node's trust anchor on),
+	 * newest last, as many as fit beside the others. */
+	uint32_t lowest_root = lowest_root_version(repo_dir);
 	uint32_t newest_root = 1;
-	for (uint32_t v = 2; v < 10000; v++) {
+	for (uint32_t v = lowest_root; v < 10000; v++) {
 		char name[64];
 		snprintf(name, sizeof(name), "%u.root.json", v);
 		char path[PATH_MAX];
@@ -559,9 +587,9 @@ int relmgr_ingest_repo(struct relmgr *m, const char *repo_dir, struct announce *
 			break;
 		newest_root = v;
 	}
-	uint32_t first_root = newest_root >= SHOAL_ANNOUNCE_FILES_MAX - 3 + 1
+	uint32_t first_root = newest_root >= lowest_root + SHOAL_ANNOUNCE_FILES_MAX - 3
 				      ? newest_root - (SHOAL_ANNOUNCE_FILES_MAX - 3) + 1
-				      : 2;
+				      : lowest_root;
 	for (uint32_t v = first_root; v <= newest_root && v >= 2; v++) {
 		char name[64];
 		snprintf(name, sizeof(name), "%u.root.json", v);

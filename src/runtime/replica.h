@@ -19,6 +19,9 @@
  *                  feed.
  *   conn threads   (the agent's) hand streams whose first frame is SYNC to
  *                  replica_serve: sync responder or blob server.
+ *   upstream       with cfg->upstream_url set: pulls that HTTP(S) TUF
+ *                  repository and announces what verified, as `publish`
+ *                  does (runtime/upstream.h).
  * Records produced or learned off the loop thread are handed to it through
  * a queue and the agent's wake callback.
  */
@@ -52,6 +55,8 @@ struct replica_config {
 	uint32_t sync_interval_ms;   /* anti-entropy mean interval */
 	uint32_t gossip_interval_ms; /* push rounds */
 	uint32_t retention_ms;       /* feed retention (received time) */
+	const char *upstream_url;    /* NULL or "": no upstream (runtime/upstream.h) */
+	uint32_t upstream_interval_ms;
 };
 
 struct replica;
