@@ -137,12 +137,15 @@ static void on_event(struct sim_records *r, uint32_t idx, const struct repl_even
 	sim_trace_mix(r->s, ((uint64_t)idx << 32) | ((uint64_t)ev->kind << 16) |
 				    ((uint64_t)ev->source << 8) | (uint8_t)ev->put);
 	sim_trace_mix(r->s, (ev->seq << 32) ^ ev->from_gid);
-	if (r->trace)
-		fprintf(r->trace, "t=%llu node=n%u event=%s source=%s from=n%d seq=%llu put=%s\n",
+	if (r->trace) {
+		char from[16] = "none";
+		if (ev->from_gid != REPL_NONE)
+			snprintf(from, sizeof(from), "n%u", ev->from_gid);
+		fprintf(r->trace, "t=%llu node=n%u event=%s source=%s from=%s seq=%llu put=%s\n",
 			(unsigned long long)now, idx, repl_event_name(ev->kind),
-			repl_source_name(ev->source),
-			ev->from_gid == REPL_NONE ? -1 : (int)ev->from_gid,
-			(unsigned long long)ev->seq, repl_put_name(ev->put));
+			repl_source_name(ev->source), from, (unsigned long long)ev->seq,
+			repl_put_name(ev->put));
+	}
 	if (ev->kind != REPL_EV_RECORD || !r->published || ev->seq != r->seq ||
 	    memcmp(ev->author, r->author, SHOAL_NODE_ID_BYTES) != 0)
 		return;
@@ -726,6 +729,10 @@ int sim_records_scenario(struct sim *s, const struct sim_params *p, uint64_t pub
 	for (uint32_t i = 0; i < n; i++)
 		if (sim_node_up(s, i))
 			order[live++] = i;
+	if (live < 2) {
+		rc = SHOAL_EINVAL; /* nobody to publish or to reach */
+		goto out;
+	}
 	uint32_t want = (uint32_t)(p->crash_fraction * n + 0.5);
 	if (want >= live)
 		want = live - 1; /* someone must publish */
