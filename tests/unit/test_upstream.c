@@ -102,7 +102,7 @@ static int inject(void *arg, const char *repo_dir, uint64_t *seq, char *err, siz
 	memcpy(rec.author, f->pk, 32);
 	rec.seq = ++f->seq;
 	rec.kind = RECORD_ANNOUNCE;
-	size_t len;
+	size_t len = 0;
 	assert_int_equal(announce_encode(&a, rec.body, sizeof(rec.body), &len), 0);
 	rec.body_len = (uint32_t)len;
 	record_sign(&rec, f->sk);
@@ -134,7 +134,7 @@ static struct fx *fx_new(const char *name)
 	if (relmgr_open(f->dir, f->blobs, &f->m, err, sizeof(err)) != 0)
 		fail_msg("relmgr_open: %s", err);
 	char *root = fixture(name, "root.json");
-	size_t len;
+	size_t len = 0;
 	uint8_t *bytes = slurp(root, &len);
 	assert_non_null(bytes);
 	if (anchor_init(f->dir, bytes, len, err, sizeof(err)) != 0)
@@ -329,7 +329,7 @@ static void chain_is_rebuilt_from_the_anchor(void **state)
 	up_open(f, "root_rotation", "s1");
 	/* a bogus cached root 2: root 3's bytes under its name */
 	char *r3 = fixture("root_rotation", "s1/metadata/3.root.json");
-	size_t len;
+	size_t len = 0;
 	uint8_t *bytes = slurp(r3, &len);
 	free(r3);
 	snprintf(path, sizeof(path), "%s/upstream/roots", f->dir);
