@@ -48,6 +48,13 @@ struct control_server {
 	bool stopping;
 	bool listen_closed;
 	size_t clients_count; /* allocated clients, closing ones included */
+	/* Clients not yet closing: what SHOAL_CONTROL_CLIENTS_MAX bounds. A
+	 * closing client's socket is already shut (uv_close closes the fd at
+	 * once) but its memory goes only in the close callbacks at the end of
+	 * the loop iteration; counting it would refuse a CLI call that comes
+	 * in that window. Closing clients are freed in the same iteration,
+	 * as refused connections are. */
+	size_t clients_open;
 	struct client *clients; /* open clients, for control_stop */
 	char path[SUN_PATH_BYTES];
 };
@@ -158,6 +165,8 @@ static void client_close(struct client *c)
 		return;
 	c->closing = true;
 	struct control_server *srv = c->srv;
+	assert(srv->clients_open > 0);
+	srv->clients_open--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -345,7 +354,7 @@ static void on_connection(uv_stream_t *ls, int status)
 	}
 	if (srv->stopping)
 		return;
-	if (srv->clients_count >= SHOAL_CONTROL_CLIENTS_MAX) {
+	if (srv->clients_open >= SHOAL_CONTROL_CLIENTS_MAX) {
 		reject_connection(srv, "too_many_clients");
 		return;
 	}
@@ -361,6 +370,7 @@ static void on_connection(uv_stream_t *ls, int status)
 	c->timer.data = c;
 	c->handles_open = 2;
 	srv->clients_count++;
+	srv->clients_open++;
 	c->next = srv->clients;
 	if (srv->clients)
 		srv->clients->prev = c;
