@@ -24,109 +24,21 @@ dir; the publisher uses `shoal release`. Steps, each bounded in time:
 
 Only PIDs started here are signalled. SHOAL_TEST_KEEP=1 keeps the temp dir.
 """
-import hashlib, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
+import hashlib, os, shutil, sys, time
 
-SHOAL = os.environ["SHOAL_BIN"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from agentlib import Lab  # noqa: E402
+
 N = 20
 BIG_MB = 24
-WORK = tempfile.mkdtemp(prefix="shoal-relmesh.")
-PROCS = {}
-PORTS = {}
-T0 = time.monotonic()
-
-
-def note(msg):
-    print(f"releases_mesh [{time.monotonic() - T0:5.1f}s] {msg}", flush=True)
-
-
-def fail(msg, nodes=()):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    for n in nodes:
-        path = os.path.join(WORK, f"{n}.log")
-        if os.path.exists(path):
-            print(f"--- last lines of {n}.log ---", file=sys.stderr)
-            with open(path) as f:
-                print("".join(f.readlines()[-15:]), file=sys.stderr)
-    raise SystemExit(1)
-
-
-def run(*args, check=True):
-    r = subprocess.run([SHOAL, *args], cwd=WORK, capture_output=True, text=True)
-    if check and r.returncode != 0:
-        fail(f"shoal {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
-    return r
-
-
-def free_ports(n):
-    held, out = [], []
-    while len(out) < n:
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        p = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", p))
-        except OSError:
-            u.close(); t.close(); continue
-        held += [u, t]
-        out.append(p)
-    for s in held:
-        s.close()
-    return out
-
-
-def ask(name, req, timeout=5.0):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(os.path.join(WORK, name, "control.sock"))
-        s.sendall(json.dumps(req).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        return json.loads(buf)
-    except (OSError, ValueError):
-        return None
-    finally:
-        s.close()
+LAB = Lab("releases_mesh", "shoal-relmesh.")
+WORK = LAB.work
+note, fail, run, ask, kill, stop, releases = (LAB.note, LAB.fail, LAB.run, LAB.ask, LAB.kill,
+                                              LAB.stop, LAB.releases)
 
 
 def start(name, join=None):
-    args = [SHOAL, "agent", "--data", name, "--bind", f"127.0.0.1:{PORTS[name]}",
-            "--sync-interval-ms", "2000"]
-    if join:
-        args += ["--join", f"127.0.0.1:{PORTS[join]}"]
-    log = open(os.path.join(WORK, f"{name}.log"), "a")
-    PROCS[name] = subprocess.Popen(args, cwd=WORK, stdout=log, stderr=subprocess.STDOUT)
-
-
-def kill(name, sig=signal.SIGKILL):
-    p = PROCS.get(name)
-    if p and p.poll() is None:
-        p.send_signal(sig)
-        p.wait(timeout=30)
-
-
-def stop(name):
-    """SIGTERM and a clean exit 0."""
-    p = PROCS.get(name)
-    if not p or p.poll() is not None:
-        return
-    p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        fail(f"{name} did not exit within 30 s of SIGTERM", [name])
-    if rc != 0:
-        fail(f"{name} exited {rc} after SIGTERM", [name])
-
-
-def releases(name):
-    r = ask(name, {"cmd": "releases"})
-    return r.get("releases", []) if r else None
+    LAB.start(name, join, extra=("--sync-interval-ms", "2000"))
 
 
 def wait_all(names, pred, what, timeout):
@@ -155,25 +67,12 @@ def has_state(version, state, reason_part=None):
     return pred
 
 
-def converge(names, want, timeout=90):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        ok = 0
-        for n in names:
-            r = ask(n, {"cmd": "members"})
-            if r and sum(1 for m in r["members"] if m["state"] == "alive") == want:
-                ok += 1
-        if ok == len(names):
-            note(f"{len(names)} agents see {want} alive after {time.monotonic() - t0:.1f} s")
-            return
-        time.sleep(0.3)
-    fail(f"no convergence to {want} alive within {timeout} s", names[:1])
+converge = LAB.converge
 
 
 def main():
     names = [f"n{i}" for i in range(N + 1)]  # n20 joins in step 6
-    for n, p in zip(names, free_ports(len(names))):
-        PORTS[n] = p
+    LAB.assign_ports(names)
     repo = os.path.join(WORK, "repo")
     run("fleet", "create", "--out", "fleet")
     run("release", "init", "--repo", repo)
@@ -288,12 +187,9 @@ def main():
     # 7. clean exits, no errors
     for n in ("n0", "n1", "n20"):
         stop(n)
-    for n in names:
-        path = os.path.join(WORK, f"{n}.log")
-        if os.path.exists(path):
-            bad = [l for l in open(path) if " level=error " in l or "Sanitizer" in l or "runtime error" in l]
-            if bad:
-                fail(f"{n}.log has errors: {bad[:3]}")
+    bad = LAB.log_errors(names)
+    if bad:
+        fail(f"agent logs have errors: {bad[:3]}")
     note("all agents exited 0; no error lines")
 
 
@@ -301,11 +197,4 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        for p in PROCS.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        if os.environ.get("SHOAL_TEST_KEEP") == "1":
-            print(f"kept {WORK}")
-        else:
-            shutil.rmtree(WORK, ignore_errors=True)
+        LAB.cleanup()

@@ -28,117 +28,27 @@ http.server on 127.0.0.1. Only n0 has `--upstream URL`. Steps, each bounded:
 
 Only PIDs started here are signalled. SHOAL_TEST_KEEP=1 keeps the temp dir.
 """
-import hashlib, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import json, os, re, socket, subprocess, sys, threading, time
 
-SHOAL = os.environ["SHOAL_BIN"]
-WORK = tempfile.mkdtemp(prefix="shoal-upstream.")
-PROCS = {}
-PORTS = {}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from agentlib import Lab  # noqa: E402
+
+LAB = Lab("upstream", "shoal-upstream.")
+WORK = LAB.work
 NAMES = ["n0", "n1", "n2"]
 PULL_MS = 1000
 SYNC_MS = 1000
-T0 = time.monotonic()
 server = None
 blackhole = None
-
-
-def note(msg):
-    print(f"upstream [{time.monotonic() - T0:5.1f}s] {msg}", flush=True)
-
-
-def fail(msg, nodes=()):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    for n in nodes:
-        path = os.path.join(WORK, f"{n}.log")
-        if os.path.exists(path):
-            print(f"--- last lines of {n}.log ---", file=sys.stderr)
-            with open(path) as f:
-                print("".join(f.readlines()[-20:]), file=sys.stderr)
-    raise SystemExit(1)
-
-
-def run(*args, check=True):
-    r = subprocess.run([SHOAL, *args], cwd=WORK, capture_output=True, text=True)
-    if check and r.returncode != 0:
-        fail(f"shoal {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
-    return r
-
-
-def free_ports(n):
-    held, out = [], []
-    while len(out) < n:
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        p = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", p))
-        except OSError:
-            u.close(); t.close(); continue
-        held += [u, t]
-        out.append(p)
-    for s in held:
-        s.close()
-    return out
-
-
-def ask(name, req, timeout=5.0):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(os.path.join(WORK, name, "control.sock"))
-        s.sendall(json.dumps(req).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        return json.loads(buf)
-    except (OSError, ValueError):
-        return None
-    finally:
-        s.close()
+note, fail, run, ask, stop, releases = (LAB.note, LAB.fail, LAB.run, LAB.ask, LAB.stop,
+                                        LAB.releases)
 
 
 def start(name, join=None, upstream=None):
-    args = [SHOAL, "agent", "--data", name, "--bind", f"127.0.0.1:{PORTS[name]}",
-            "--sync-interval-ms", str(SYNC_MS)]
-    if join:
-        args += ["--join", f"127.0.0.1:{PORTS[join]}"]
+    extra = ["--sync-interval-ms", str(SYNC_MS)]
     if upstream:
-        args += ["--upstream", upstream, "--upstream-interval-ms", str(PULL_MS)]
-    log = open(os.path.join(WORK, f"{name}.log"), "a")
-    PROCS[name] = subprocess.Popen(args, cwd=WORK, stdout=log, stderr=subprocess.STDOUT)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 20:
-        if ask(name, {"cmd": "status"}):
-            return
-        if PROCS[name].poll() is not None:
-            fail(f"{name} exited {PROCS[name].returncode} at start", [name])
-        time.sleep(0.1)
-    fail(f"{name} did not answer on its control socket", [name])
-
-
-def stop(name, within=30):
-    """SIGTERM and a clean exit 0; returns the seconds it took."""
-    p = PROCS.get(name)
-    if not p or p.poll() is not None:
-        return 0.0
-    t0 = time.monotonic()
-    p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=within)
-    except subprocess.TimeoutExpired:
-        fail(f"{name} did not exit within {within} s of SIGTERM", [name])
-    if rc != 0:
-        fail(f"{name} exited {rc} after SIGTERM", [name])
-    return time.monotonic() - t0
-
-
-def releases(name):
-    r = ask(name, {"cmd": "releases"})
-    return r.get("releases", []) if r else None
+        extra += ["--upstream", upstream, "--upstream-interval-ms", str(PULL_MS)]
+    LAB.start(name, join, extra=extra, wait=True)
 
 
 def announces(name):
@@ -259,8 +169,7 @@ def write(name, text):
 
 def main():
     global server, blackhole
-    for n, p in zip(NAMES, free_ports(len(NAMES))):
-        PORTS[n] = p
+    LAB.assign_ports(NAMES)
     repo = os.path.join(WORK, "repo")
     run("fleet", "create", "--out", "fleet")
     run("release", "init", "--repo", repo)
@@ -392,11 +301,9 @@ def main():
     # 7. clean exits, no errors
     for n in NAMES:
         stop(n)
-    for n in NAMES:
-        bad_lines = [l for l in open(os.path.join(WORK, f"{n}.log"))
-                     if " level=error " in l or "Sanitizer" in l or "runtime error" in l]
-        if bad_lines:
-            fail(f"{n}.log has errors: {bad_lines[:3]}")
+    bad_lines = LAB.log_errors(NAMES)
+    if bad_lines:
+        fail(f"agent logs have errors: {bad_lines[:3]}")
     note("all agents exited 0; no error lines")
 
 
@@ -404,16 +311,9 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        for p in PROCS.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
         if server and server.poll() is None:
             server.kill()
             server.wait()
         if blackhole:
             blackhole.close()
-        if os.environ.get("SHOAL_TEST_KEEP") == "1":
-            print(f"kept {WORK}")
-        else:
-            shutil.rmtree(WORK, ignore_errors=True)
+        LAB.cleanup()
