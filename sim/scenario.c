@@ -346,6 +346,7 @@ int sim_scenario_run(const struct sim_params *p, struct sim_report *r)
 	cfg.net.dup = dup;
 	cfg.detect_grace_ms = sim_detect_grace_ms(&cfg.member, p->nodes);
 	cfg.trace = p->trace;
+	cfg.encode_states = p->encode_states;
 	r->detect_grace_ms = cfg.detect_grace_ms;
 	r->effective_loss = loss;
 	r->effective_dup = dup;

@@ -2,10 +2,16 @@
  * sim.c — the deterministic simulator: virtual clock, event heap, network
  * model, crashes, restarts and partitions around N membership cores.
  *
- * Event queue: one flat array used as a binary min-heap keyed by a single
- * u64, (time_ms << SEQ_BITS) | seq, so equal times pop in insertion order and
- * a comparison is one integer compare. Packet payloads live in a slab of
- * fixed-size slots with a free list: no malloc per event once warm.
+ * Event queue: a timing wheel of 1-ms buckets covering the next WHEEL_MS,
+ * each bucket a FIFO of events in chunks, plus a binary min-heap for events
+ * further out. Events run in (time, seq) order, seq counting pushes: within
+ * a bucket FIFO order is seq order, and an event that went to the heap was
+ * pushed before any event that went to its bucket (it was pushed at least
+ * WHEEL_MS earlier), so at each time the heap's events go first. Pushing and
+ * popping are O(1) for the wheel, and the events after the current one are
+ * known, so their cores can be loaded ahead (prefetch_ahead). Packet
+ * payloads live in a slab of fixed-size slots with a free list: no malloc
+ * per event once warm.
  *
  * A layer above membership (sim_hooks) gets its own event kinds: DATAGRAM
  * (through the same network model as membership packets) and TIMER.
@@ -49,7 +55,7 @@ enum ev_kind {
 	EV_TIMER,       /* a layer's timer (sim_schedule) */
 };
 
-/* 24 bytes; the heap moves these around, so keep them small. */
+/* 24 bytes; queues move these around, so keep them small. */
 struct sim_ev {
 	uint64_t key;   /* (time << SEQ_BITS) | seq */
 	uint32_t node;  /* tick: node; packet: receiver; push-pull: initiator */
@@ -57,6 +63,30 @@ struct sim_ev {
 	uint32_t b;     /* push-pull: initiator epoch; packet: payload slot */
 	uint16_t c;     /* packet: length; push-pull: join flag */
 	uint8_t kind;
+};
+
+/* The timing wheel's buckets hold their events in chunks from a free list. */
+#define WHEEL_BITS 12
+#define WHEEL_MS (UINT64_C(1) << WHEEL_BITS) /* 4.1 s: every tick and packet */
+#define WHEEL_MASK (WHEEL_MS - 1)
+#define CHUNK_EVS 10                           /* 248-byte chunks */
+#define BLOCK_CHUNKS 256
+
+struct ev_chunk {
+	struct sim_ev ev[CHUNK_EVS];
+	struct ev_chunk *next;
+};
+
+struct ev_block {
+	struct ev_chunk chunks[BLOCK_CHUNKS];
+	struct ev_block *next;
+};
+
+/* A FIFO of the events at one time: head_pos is the next to pop in head,
+ * tail_pos the next free place in tail. Empty: head == tail == NULL. */
+struct bucket {
+	struct ev_chunk *head, *tail;
+	uint32_t head_pos, tail_pos;
 };
 
 struct sim_node {
@@ -109,9 +139,14 @@ struct sim {
 	void *tables_map;
 	size_t tables_map_len;
 
-	struct sim_ev *heap;
+	/* The event queue (see the top of this file). */
+	struct bucket *wheel;       /* WHEEL_MS buckets, bucket t & WHEEL_MASK */
+	size_t wheel_count;         /* events in the wheel */
+	struct ev_chunk *chunk_free;
+	struct ev_block *blocks;    /* every chunk ever allocated, to free them */
+	struct sim_ev *heap;        /* events WHEEL_MS or more ahead */
 	size_t heap_len, heap_cap;
-	bool heap_full;
+	bool heap_full;             /* the queue hit its bound: the run stops */
 
 	uint8_t *slots;             /* payload slab */
 	uint32_t slot_bytes;
@@ -135,6 +170,10 @@ struct sim {
 	uint32_t *hist;             /* detection times, 1 ms buckets */
 	size_t hist_len;
 	uint64_t hist_count;
+
+	/* Two push-pull states by gid, n entries each (a core knows at most
+	 * the n nodes). */
+	struct member_state_entry *snap;
 
 	struct sim_metrics m;       /* running counters */
 	struct sim_hooks hooks;     /* a layer above membership; zeroed: none */
@@ -210,13 +249,13 @@ static int gid_map(struct sim *s, uint32_t gid, uint32_t idx)
 	return 0;
 }
 
-/* --- event heap ----------------------------------------------------------- */
+/* --- event queue ---------------------------------------------------------- */
 
-static void heap_push(struct sim *s, uint64_t at, uint8_t kind, uint32_t node,
-		      uint32_t a, uint32_t b, uint16_t c)
+static uint64_t ev_time(const struct sim_ev *ev) { return ev->key >> SEQ_BITS; }
+
+/* Pushes ev onto the far-events heap. */
+static void far_push(struct sim *s, const struct sim_ev *ev)
 {
-	assert(at >= s->now);
-	assert(at <= TIME_MAX_MS);
 	if (s->heap_len == s->heap_cap) {
 		size_t cap = s->heap_cap ? s->heap_cap * 2 : 4096;
 		if (cap > SHOAL_SIM_EVENTS_MAX)
@@ -230,24 +269,18 @@ static void heap_push(struct sim *s, uint64_t at, uint8_t kind, uint32_t node,
 		s->heap = h;
 		s->heap_cap = cap;
 	}
-	if (s->seq > SEQ_MAX) {
-		s->heap_full = true;
-		return;
-	}
-	struct sim_ev ev = {.key = (at << SEQ_BITS) | s->seq++, .node = node,
-			    .a = a, .b = b, .c = c, .kind = kind};
 	size_t i = s->heap_len++;
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
-		if (s->heap[parent].key <= ev.key)
+		if (s->heap[parent].key <= ev->key)
 			break;
 		s->heap[i] = s->heap[parent];
 		i = parent;
 	}
-	s->heap[i] = ev;
+	s->heap[i] = *ev;
 }
 
-static struct sim_ev heap_pop(struct sim *s)
+static struct sim_ev far_pop(struct sim *s)
 {
 	assert(s->heap_len > 0);
 	struct sim_ev top = s->heap[0];
@@ -266,6 +299,137 @@ static struct sim_ev heap_pop(struct sim *s)
 	if (n > 0)
 		s->heap[i] = last;
 	return top;
+}
+
+/* Takes a chunk off the free list, allocating a block of them if empty. */
+static struct ev_chunk *chunk_take(struct sim *s)
+{
+	if (!s->chunk_free) {
+		struct ev_block *blk = malloc(sizeof(*blk));
+		if (!blk)
+			return NULL;
+		blk->next = s->blocks;
+		s->blocks = blk;
+		for (size_t i = BLOCK_CHUNKS; i-- > 0;) {
+			blk->chunks[i].next = s->chunk_free;
+			s->chunk_free = &blk->chunks[i];
+		}
+	}
+	struct ev_chunk *ch = s->chunk_free;
+	s->chunk_free = ch->next;
+	ch->next = NULL;
+	return ch;
+}
+
+static void chunk_give(struct sim *s, struct ev_chunk *ch)
+{
+	ch->next = s->chunk_free;
+	s->chunk_free = ch;
+}
+
+/* Queues an event at time `at` (>= now): in its bucket if within WHEEL_MS,
+ * else on the far heap. On overflow of the bound the run stops with EFULL. */
+static void heap_push(struct sim *s, uint64_t at, uint8_t kind, uint32_t node,
+		      uint32_t a, uint32_t b, uint16_t c)
+{
+	assert(at >= s->now);
+	assert(at <= TIME_MAX_MS);
+	if (s->seq > SEQ_MAX || s->wheel_count + s->heap_len >= SHOAL_SIM_EVENTS_MAX) {
+		s->heap_full = true;
+		return;
+	}
+	struct sim_ev ev = {.key = (at << SEQ_BITS) | s->seq++, .node = node,
+			    .a = a, .b = b, .c = c, .kind = kind};
+	if (at - s->now >= WHEEL_MS) {
+		far_push(s, &ev);
+		return;
+	}
+	struct bucket *bk = &s->wheel[at & WHEEL_MASK];
+	if (!bk->tail || bk->tail_pos == CHUNK_EVS) {
+		struct ev_chunk *ch = chunk_take(s);
+		if (!ch) {
+			s->heap_full = true;
+			return;
+		}
+		if (bk->tail)
+			bk->tail->next = ch;
+		else
+			bk->head = ch;
+		bk->tail = ch;
+		bk->tail_pos = 0;
+	}
+	bk->tail->ev[bk->tail_pos++] = ev;
+	s->wheel_count++;
+}
+
+/* Pops the first event of bucket bk (not empty). */
+static struct sim_ev bucket_pop(struct sim *s, struct bucket *bk)
+{
+	assert(bk->head);
+	struct ev_chunk *ch = bk->head;
+	struct sim_ev ev = ch->ev[bk->head_pos++];
+	if (ch == bk->tail && bk->head_pos == bk->tail_pos) {
+		chunk_give(s, ch);
+		bk->head = bk->tail = NULL;
+		bk->head_pos = bk->tail_pos = 0;
+	} else if (bk->head_pos == CHUNK_EVS) {
+		bk->head = ch->next;
+		bk->head_pos = 0;
+		chunk_give(s, ch);
+	}
+	assert(s->wheel_count > 0);
+	s->wheel_count--;
+	return ev;
+}
+
+/* Takes the next event due at or before t_ms into *ev, moving the clock to
+ * its time; false when there is none. */
+static bool queue_next(struct sim *s, uint64_t t_ms, struct sim_ev *ev)
+{
+	for (;;) {
+		if (s->heap_len > 0 && ev_time(&s->heap[0]) == s->now) {
+			*ev = far_pop(s);
+			return true;
+		}
+		struct bucket *bk = &s->wheel[s->now & WHEEL_MASK];
+		if (bk->head) {
+			*ev = bucket_pop(s, bk);
+			assert(ev_time(ev) == s->now);
+			return true;
+		}
+		if (s->now >= t_ms)
+			return false;
+		if (s->wheel_count > 0) {
+			s->now++;
+			continue;
+		}
+		/* Nothing within the wheel: jump to the far heap's first event. */
+		if (s->heap_len == 0 || ev_time(&s->heap[0]) > t_ms)
+			return false;
+		s->now = ev_time(&s->heap[0]);
+	}
+}
+
+/* The k-th event after the one just popped (k = 0: the next), looking
+ * through the current bucket and the next few; NULL if not found there.
+ * A far-heap event can come between: this is for prefetching only. */
+static const struct sim_ev *queue_peek(const struct sim *s, unsigned k)
+{
+	enum { PEEK_BUCKETS = 8 };
+	for (uint64_t t = s->now; t < s->now + PEEK_BUCKETS; t++) {
+		const struct bucket *bk = &s->wheel[t & WHEEL_MASK];
+		const struct ev_chunk *ch = bk->head;
+		unsigned pos = bk->head_pos;
+		while (ch) {
+			unsigned end = ch == bk->tail ? bk->tail_pos : CHUNK_EVS;
+			if (pos + k < end)
+				return &ch->ev[pos + k];
+			k -= end - pos;
+			ch = ch == bk->tail ? NULL : ch->next;
+			pos = 0;
+		}
+	}
+	return NULL;
 }
 
 /* --- payload slab --------------------------------------------------------- */
@@ -567,17 +731,13 @@ static void drain(struct sim *s, uint32_t idx, bool ticked)
 	}
 }
 
-static void do_pushpull(struct sim *s, const struct sim_ev *ev)
+/* The push-pull through the real codec (sim_config.encode_states). */
+static void pushpull_encoded(struct sim *s, uint32_t a, uint32_t b, bool join)
 {
-	uint32_t a = ev->node, b = ev->a;
 	struct sim_node *na = &s->nodes[a], *nb = &s->nodes[b];
-	if (!na->up || na->epoch != ev->b || !nb->up || !reachable(s, a, b)) {
-		s->m.pushpulls_failed++;
-		return;
-	}
 	uint8_t *sa = NULL, *sb = NULL;
 	size_t la = 0, lb = 0;
-	if (member_core_encode_state(na->core, ev->c != 0, &sa, &la) != 0 ||
+	if (member_core_encode_state(na->core, join, &sa, &la) != 0 ||
 	    member_core_encode_state(nb->core, false, &sb, &lb) != 0) {
 		free(sa);
 		s->m.pushpulls_failed++;
@@ -595,6 +755,38 @@ static void do_pushpull(struct sim *s, const struct sim_ev *ev)
 	drain(s, a, false);
 	free(sa);
 	free(sb);
+}
+
+static void do_pushpull(struct sim *s, const struct sim_ev *ev)
+{
+	uint32_t a = ev->node, b = ev->a;
+	struct sim_node *na = &s->nodes[a], *nb = &s->nodes[b];
+	if (!na->up || na->epoch != ev->b || !nb->up || !reachable(s, a, b)) {
+		s->m.pushpulls_failed++;
+		return;
+	}
+	if (s->cfg.encode_states) {
+		pushpull_encoded(s, a, b, ev->c != 0);
+		return;
+	}
+	/* The states by gid: the cores share the directory, whose identities
+	 * are what the encoder would send. Both are taken before either merge,
+	 * as over a real stream; pushpull_bytes counts what the encoding would
+	 * have been. */
+	size_t la = 0, lb = 0, ba = 0, bb = 0;
+	if (member_core_snapshot_state(na->core, s->snap, s->n, &la, &ba) != 0 ||
+	    member_core_snapshot_state(nb->core, s->snap + s->n, s->n, &lb, &bb) != 0) {
+		s->m.pushpulls_failed++;
+		return;
+	}
+	s->m.pushpulls_ok++;
+	s->m.pushpull_bytes += ba + bb;
+	if (member_core_recv_snapshot(nb->core, s->snap, la, s->now) != 0)
+		s->m.pushpulls_rejected++;
+	drain(s, b, false);
+	if (member_core_recv_snapshot(na->core, s->snap + s->n, lb, s->now) != 0)
+		s->m.pushpulls_rejected++;
+	drain(s, a, false);
 }
 
 static void dispatch(struct sim *s, const struct sim_ev *ev)
@@ -644,41 +836,37 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 }
 
 /* Starts loading what the next events will touch while this one runs: the
- * event after next is most likely the smaller child of the heap's root; its
- * core gets a shallow prefetch now and a deep one (following its pointers)
- * when it is next. At 10,000 cores every event's core is cold otherwise. */
+ * next event's core gets a deep prefetch (following its pointers, which the
+ * shallow prefetch one event earlier has brought in), the one after a
+ * shallow one. At 10,000 cores every event's core is cold otherwise. */
 static void prefetch_ahead(const struct sim *s)
 {
-	if (s->heap_len == 0)
+	const struct sim_ev *next = queue_peek(s, 0);
+	if (!next)
 		return;
-	const struct sim_ev *next = &s->heap[0];
 	if (s->cores[next->node])
 		member_core_prefetch(s->cores[next->node], true);
 	if (next->kind == EV_PACKET)
 		__builtin_prefetch(s->slots + (size_t)next->b * s->slot_bytes);
-	if (s->heap_len > 2) {
-		const struct sim_ev *a = &s->heap[1], *b = &s->heap[2];
-		const struct sim_ev *later = a->key < b->key ? a : b;
-		if (s->cores[later->node])
-			member_core_prefetch(s->cores[later->node], false);
-	}
+	const struct sim_ev *later = queue_peek(s, 1);
+	if (later && s->cores[later->node])
+		member_core_prefetch(s->cores[later->node], false);
 }
 
 int sim_run_until(struct sim *s, uint64_t t_ms)
 {
 	assert(t_ms >= s->now);
 	assert(t_ms <= TIME_MAX_MS);
-	while (s->heap_len > 0 && (s->heap[0].key >> SEQ_BITS) <= t_ms) {
-		if (s->heap_full)
-			return SHOAL_EFULL;
-		struct sim_ev ev = heap_pop(s);
-		s->now = ev.key >> SEQ_BITS;
+	struct sim_ev ev;
+	while (!s->heap_full && queue_next(s, t_ms, &ev)) {
 		s->m.events++;
 		prefetch_ahead(s);
 		dispatch(s, &ev);
 	}
+	if (s->heap_full)
+		return SHOAL_EFULL;
 	s->now = t_ms;
-	return s->heap_full ? SHOAL_EFULL : 0;
+	return 0;
 }
 
 /* --- layers above membership (sim_hooks) ------------------------------------ */
@@ -1009,7 +1197,9 @@ struct sim *sim_new(const struct sim_config *cfg)
 	s->nodes = calloc(s->n, sizeof(*s->nodes));
 	s->cores = calloc(s->n, sizeof(*s->cores));
 	s->seen = calloc((size_t)s->n * s->words_per_row, sizeof(uint64_t));
-	if (!s->dir || !s->nodes || !s->cores || !s->seen ||
+	s->snap = malloc(2 * (size_t)s->n * sizeof(*s->snap));
+	s->wheel = calloc(WHEEL_MS, sizeof(*s->wheel));
+	if (!s->dir || !s->nodes || !s->cores || !s->seen || !s->snap || !s->wheel ||
 	    member_dir_reserve(s->dir, s->n) != 0) {
 		sim_free(s);
 		return NULL;
@@ -1039,9 +1229,16 @@ void sim_free(struct sim *s)
 	free(s->crashes);
 	free(s->hist);
 	free(s->heap);
+	free(s->wheel);
+	while (s->blocks) {
+		struct ev_block *next = s->blocks->next;
+		free(s->blocks);
+		s->blocks = next;
+	}
 	free(s->slots);
 	free(s->slot_free);
 	free(s->seen);
+	free(s->snap);
 	free(s->gid_node);
 	free(s->nodes);
 	free(s->cores);

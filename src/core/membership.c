@@ -1967,26 +1967,66 @@ int member_core_encode_state(struct member_core *c, bool join, uint8_t **out,
 	return 0;
 }
 
-/* Merges one entry of a remote state (memberlist's mergeState). */
+/* Whether a remote state's entry about gid (m: this core's entry, NULL if
+ * unknown) at inc in state is news (memberlist's mergeState). Nothing is to
+ * be done for what this core already knows at that incarnation or newer:
+ * the common case of a push-pull between members that agree. */
+static bool merge_is_news(const struct member_core *c, uint32_t gid, const struct member *m,
+			  uint32_t inc, uint8_t state)
+{
+	if (!m || gid == c->self_gid || inc > m->incarnation)
+		return true;
+	/* (A dead or left member may still come back at a new address:
+	 * on_alive compares identities for those.) */
+	bool live = m->state == MEMBER_ALIVE || m->state == MEMBER_SUSPECT;
+	if (state == MEMBER_ALIVE && live)
+		return false;
+	if ((state == MEMBER_DEAD || state == MEMBER_SUSPECT) && inc < m->incarnation)
+		return false;
+	return true;
+}
+
+/* Merges one entry that merge_is_news let through: a is the entry's
+ * identity and incarnation as an ALIVE message, gid its gid (NONE32 if the
+ * directory does not know it yet), m this core's entry or NULL. */
+static void merge_apply(struct member_core *c, uint32_t gid, const struct member *m,
+			const struct wire_msg *a, uint8_t state, uint64_t now)
+{
+	assert(a->type == WIRE_ALIVE);
+	assert(state <= MEMBER_LEFT);
+	switch (state) {
+	case MEMBER_ALIVE:
+		on_alive(c, gid, a, now);
+		break;
+	case MEMBER_LEFT:
+		/* Learn the member first if new, then record the leave. */
+		if (!m) {
+			on_alive(c, gid, a, now);
+			gid = member_dir_find(c->dir, a->id);
+		}
+		on_dead(c, gid, a->incarnation, gid, now);
+		break;
+	case MEMBER_DEAD:
+	case MEMBER_SUSPECT:
+		/* memberlist prefers suspicion over trusting a remote death
+		 * verdict: the member gets a chance to refute. */
+		if (!m) {
+			on_alive(c, gid, a, now);
+			gid = member_dir_find(c->dir, a->id);
+		}
+		on_suspect(c, gid, a->incarnation, c->self_gid, now);
+		break;
+	}
+}
+
+/* Merges one decoded entry of a remote state. */
 static void merge_entry(struct member_core *c, const struct wire_state_entry *e, uint64_t now)
 {
 	uint32_t gid = member_dir_find(c->dir, e->node.id);
 	const struct member *m = find(c, gid);
-	/* Nothing to do for what we already know at this incarnation or newer:
-	 * the common case of a push-pull between members that agree. */
-	if (m && gid != c->self_gid && e->incarnation <= m->incarnation) {
-		/* (A dead or left member may still come back at a new address:
-		 * on_alive compares identities for those.) */
-		bool live = m->state == MEMBER_ALIVE || m->state == MEMBER_SUSPECT;
-		if (e->state == MEMBER_ALIVE && live) {
-			c->stats.msgs_ignored++;
-			return;
-		}
-		if ((e->state == MEMBER_DEAD || e->state == MEMBER_SUSPECT) &&
-		    e->incarnation < m->incarnation) {
-			c->stats.msgs_ignored++;
-			return;
-		}
+	if (!merge_is_news(c, gid, m, e->incarnation, e->state)) {
+		c->stats.msgs_ignored++;
+		return;
 	}
 	struct wire_msg a;
 	a.type = WIRE_ALIVE;
@@ -1996,29 +2036,21 @@ static void merge_entry(struct member_core *c, const struct wire_state_entry *e,
 	memcpy(a.name, e->node.name, sizeof(a.name));
 	a.tags_count = e->node.tags_count;
 	memcpy(a.tags, e->node.tags, sizeof(a.tags));
-	switch (e->state) {
-	case MEMBER_ALIVE:
-		on_alive(c, gid, &a, now);
-		break;
-	case MEMBER_LEFT:
-		/* Learn the member first if new, then record the leave. */
-		if (!m) {
-			on_alive(c, gid, &a, now);
-			gid = member_dir_find(c->dir, e->node.id);
-		}
-		on_dead(c, gid, e->incarnation, gid, now);
-		break;
-	case MEMBER_DEAD:
-	case MEMBER_SUSPECT:
-		/* memberlist prefers suspicion over trusting a remote death
-		 * verdict: the member gets a chance to refute. */
-		if (!m) {
-			on_alive(c, gid, &a, now);
-			gid = member_dir_find(c->dir, e->node.id);
-		}
-		on_suspect(c, gid, e->incarnation, c->self_gid, now);
-		break;
-	}
+	merge_apply(c, gid, m, &a, e->state, now);
+}
+
+/* What every merge of a remote state ends with. `was_alone`: this core
+ * knew no other live member before the merge. */
+static void merge_done(struct member_core *c, bool was_alone, uint64_t now)
+{
+	/* We just learned the mesh (a join, or a rejoin after isolation): every
+	 * member learned is queued as a newer broadcast than our own ALIVE,
+	 * which is the one news the others need; with ~16 ALIVEs per packet it
+	 * would not leave in the first gossip round at 50 members. Queue it
+	 * again, as the newest. */
+	struct member *self = find(c, c->self_gid);
+	if (was_alone && c->live_count > 1 && !c->leaving && self->bc_pos != NONE16)
+		broadcast(c, c->self_gid, self, BC_ALIVE, c->incarnation, c->self_gid, now);
 }
 
 int member_core_recv_state(struct member_core *c, const uint8_t *state,
@@ -2046,14 +2078,78 @@ int member_core_recv_state(struct member_core *c, const uint8_t *state,
 		merge_entry(c, &es[i], now_ms);
 	}
 	free(es);
-	/* We just learned the mesh (a join, or a rejoin after isolation): every
-	 * member learned is queued as a newer broadcast than our own ALIVE,
-	 * which is the one news the others need; with ~16 ALIVEs per packet it
-	 * would not leave in the first gossip round at 50 members. Queue it
-	 * again, as the newest. */
-	struct member *self = find(c, c->self_gid);
-	if (was_alone && c->live_count > 1 && !c->leaving && self->bc_pos != NONE16)
-		broadcast(c, c->self_gid, self, BC_ALIVE, c->incarnation, c->self_gid, now_ms);
+	merge_done(c, was_alone, now_ms);
+	return 0;
+}
+
+/* The encoded size of one state entry for identity id (wire.h's entry:
+ * id, addr, name, tags, incarnation, state), as wire_put_state_entry
+ * writes it. */
+static size_t state_entry_bytes(const struct member_identity *id)
+{
+	size_t n = SHOAL_NODE_ID_BYTES + (id->addr.family == SHOAL_AF_INET6 ? 19 : 7) + 1 +
+		   strnlen(id->name, SHOAL_NAME_BYTES_MAX) + 1 + 4 + 1;
+	for (uint8_t t = 0; t < id->tags_count; t++)
+		n += 1 + strnlen(id->tags[t], SHOAL_TAG_BYTES_MAX);
+	return n;
+}
+
+int member_core_snapshot_state(const struct member_core *c, struct member_state_entry *out,
+			       size_t room, size_t *count, size_t *encoded_bytes)
+{
+	assert(out || room == 0);
+	if (room < c->count)
+		return SHOAL_ETOOBIG;
+	size_t bytes = 6; /* version, join, count */
+	enum { AHEAD = 8 };
+	for (size_t i = 0; i < c->count; i++) {
+		uint32_t gid = c->order[i];
+		if (i + AHEAD < c->count) {
+			/* In probe order the table entries are scattered. */
+			uint32_t ahead = c->order[i + AHEAD];
+			__builtin_prefetch(&c->tab[ahead]);
+			__builtin_prefetch(&c->dir->idents[ahead]);
+		}
+		const struct member *m = &c->tab[gid];
+		out[i].gid = gid;
+		out[i].incarnation = gid == c->self_gid ? c->incarnation : m->incarnation;
+		out[i].state = m->state;
+		bytes += state_entry_bytes(member_dir_get(c->dir, gid));
+	}
+	*count = c->count;
+	if (encoded_bytes)
+		*encoded_bytes = bytes;
+	return 0;
+}
+
+int member_core_recv_snapshot(struct member_core *c, const struct member_state_entry *es,
+			      size_t n, uint64_t now_ms)
+{
+	out_compact(c);
+	for (size_t i = 0; i < n; i++)
+		if (!member_dir_get(c->dir, es[i].gid) || es[i].state > MEMBER_LEFT)
+			return SHOAL_EINVAL; /* nothing merged, as for a bad encoding */
+	c->stats.pushpulls_merged++;
+	bool was_alone = c->live_count == 1;
+	enum { AHEAD = 8 };
+	for (size_t i = 0; i < n; i++) {
+		if (i + AHEAD < n)
+			__builtin_prefetch(&c->tab[es[i + AHEAD].gid]);
+		uint32_t gid = es[i].gid;
+		const struct member *m = find(c, gid);
+		if (!merge_is_news(c, gid, m, es[i].incarnation, es[i].state)) {
+			c->stats.msgs_ignored++;
+			continue;
+		}
+		/* The identity the encoding would have carried: the shared
+		 * directory's, which the sender's encoder reads too. */
+		struct wire_msg a;
+		a.type = WIRE_ALIVE;
+		a.incarnation = es[i].incarnation;
+		fill_node_msg(c, gid, &a);
+		merge_apply(c, gid, m, &a, es[i].state, now_ms);
+	}
+	merge_done(c, was_alone, now_ms);
 	return 0;
 }
 

@@ -318,6 +318,93 @@ static void state_round_trip_and_rejects(void **state)
 	net_free(&net);
 }
 
+/* A state by gid (the simulator's push-pull) is the encoded state: the
+ * same entries in the same order and the same size, tags and an IPv6
+ * address included, and merging it does what merging the bytes does. */
+static void snapshot_is_the_encoded_state(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 5, &cfg);
+	/* node 1 at an IPv6 address with two tags */
+	struct member_identity *id1 = &net.ids[1];
+	assert_int_equal(addr_parse("[fd00::17]:7946", &id1->addr), 0);
+	id1->tags_count = 2;
+	strcpy(id1->tags[0], "web");
+	strcpy(id1->tags[1], "eu-west-1");
+	member_core_free(net.cores[1]);
+	net.cores[1] = member_core_new(&cfg, net.dir, id1, 1, 101, net.now);
+	assert_non_null(net.cores[1]);
+	net_join_all(&net);
+	/* node 4 stops; node 0 holds it dead, node 3 suspects it */
+	net.down[4] = true;
+	net_run(&net, net.now + 60000);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(member_core_encode_state(net.cores[0], false, &buf, &len), 0);
+	bool join;
+	struct wire_state_entry *es;
+	size_t n;
+	assert_int_equal(wire_decode_state(buf, len, &join, &es, &n), 0);
+	struct member_state_entry snap[NMAX];
+	size_t count = 0, bytes = 0;
+	assert_int_equal(member_core_snapshot_state(net.cores[0], snap, 2, &count, &bytes),
+			 SHOAL_ETOOBIG);
+	assert_int_equal(member_core_snapshot_state(net.cores[0], snap, NMAX, &count, &bytes), 0);
+	assert_int_equal(count, n);
+	assert_int_equal(bytes, len);
+	bool saw_dead = false;
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(snap[i].gid, member_dir_find(net.dir, es[i].node.id));
+		assert_int_equal(snap[i].incarnation, es[i].incarnation);
+		assert_int_equal(snap[i].state, es[i].state);
+		saw_dead |= snap[i].state == MEMBER_DEAD;
+	}
+	assert_true(saw_dead);
+	free(es);
+
+	/* Two fresh cores for node 2's identity take node 0's state, one as
+	 * bytes, one by gid: the same members, and the same outputs. */
+	struct member_core *x = member_core_new(&cfg, net.dir, &net.ids[2], 9, 7, net.now);
+	struct member_core *y = member_core_new(&cfg, net.dir, &net.ids[2], 9, 7, net.now);
+	assert_int_equal(member_core_recv_state(x, buf, len, net.now), 0);
+	assert_int_equal(member_core_recv_snapshot(y, snap, count, net.now), 0);
+	assert_int_equal(member_core_count(x), member_core_count(y));
+	for (size_t i = 0; i < n; i++) {
+		struct member_info ix, iy;
+		assert_int_equal(member_core_lookup(x, snap[i].gid, &ix), 0);
+		assert_int_equal(member_core_lookup(y, snap[i].gid, &iy), 0);
+		assert_int_equal(ix.state, iy.state);
+		assert_int_equal(ix.incarnation, iy.incarnation);
+	}
+	struct member_out ox, oy;
+	size_t outs = 0;
+	while (member_core_poll(x, &ox)) {
+		assert_true(member_core_poll(y, &oy));
+		assert_int_equal(ox.kind, oy.kind);
+		assert_int_equal(ox.ev.kind, oy.ev.kind);
+		assert_int_equal(ox.ev.gid, oy.ev.gid);
+		outs++;
+	}
+	assert_false(member_core_poll(y, &oy));
+	assert_true(outs >= n - 1); /* a join (and more) per member learned */
+	/* a gid the directory lacks, or a bad state: nothing merged */
+	size_t before = member_core_count(net.cores[3]);
+	snap[0].gid = 1000;
+	assert_int_equal(member_core_recv_snapshot(net.cores[3], snap, count, net.now),
+			 SHOAL_EINVAL);
+	snap[0].gid = member_dir_find(net.dir, net.ids[0].id);
+	snap[1].state = 9;
+	assert_int_equal(member_core_recv_snapshot(net.cores[3], snap, count, net.now),
+			 SHOAL_EINVAL);
+	assert_int_equal(member_core_count(net.cores[3]), before);
+	member_core_free(x);
+	member_core_free(y);
+	free(buf);
+	net_free(&net);
+}
+
 /* --- transitions ------------------------------------------------------------ */
 
 static void join_converges_and_tags_travel(void **state)
@@ -910,6 +997,7 @@ int main(void)
 		cmocka_unit_test(codec_rejects_bad_payloads),
 		cmocka_unit_test(codec_rejects_bad_names),
 		cmocka_unit_test(state_round_trip_and_rejects),
+		cmocka_unit_test(snapshot_is_the_encoded_state),
 		cmocka_unit_test(join_converges_and_tags_travel),
 		cmocka_unit_test(crash_is_suspected_then_dead_everywhere),
 		cmocka_unit_test(suspicion_timeout_follows_lifeguard),
