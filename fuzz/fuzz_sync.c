@@ -10,7 +10,7 @@
  *   A trailing piece shorter than its length prefix is one last message.
  *
  * Properties checked:
- *   - a message that decodes re-encodes byte for byte (DIGEST, DATA through
+ *   - a message that decodes re-encodes byte for byte (ROOT, DIGEST, DATA through
  *     the builder with the same flags, every blob message): the encoding
  *     is canonical, and every DATA entry the decoder accepted is one the
  *     builder accepts;
@@ -130,6 +130,10 @@ static void check_reencode(const uint8_t *p, size_t len)
 		sync_put_digest(&w, (const uint8_t(*)[SHOAL_SYNC_DIGEST_BYTES])m.digest);
 		n = w.len;
 		break;
+	case SYNC_ROOT:
+		sync_put_root(&w, m.root);
+		n = w.len;
+		break;
 	case SYNC_DATA: {
 		struct sync_data_wr b;
 		sync_data_begin(&b, buf, sizeof(buf));
@@ -195,7 +199,7 @@ static void check_reply(const uint8_t *out, size_t out_len)
 	CHECK(out_len <= SHOAL_SYNC_MSG_BYTES_MAX);
 	struct sync_msg m;
 	CHECK(sync_decode(out, out_len, &m) == 0);
-	CHECK(m.type == SYNC_DIGEST || m.type == SYNC_DATA);
+	CHECK(m.type == SYNC_ROOT || m.type == SYNC_DIGEST || m.type == SYNC_DATA);
 }
 
 static void run_session(const uint8_t *data, size_t size)
@@ -372,6 +376,14 @@ static void write_corpus(const char *root)
 	buf[1] = (uint8_t)(w.len >> 8);
 	buf[2] = (uint8_t)w.len;
 	write_file(dir, "digest", buf, 3 + w.len);
+
+	uint8_t rt[SHOAL_SYNC_DIGEST_BYTES];
+	sync_root_of((const uint8_t(*)[SHOAL_SYNC_DIGEST_BYTES])d, rt);
+	w = wr_init(buf + 3, sizeof(buf) - 3);
+	sync_put_root(&w, rt);
+	buf[1] = (uint8_t)(w.len >> 8);
+	buf[2] = (uint8_t)w.len;
+	write_file(dir, "root", buf, 3 + w.len);
 
 	struct sync_data_wr b;
 	sync_data_begin(&b, buf + 3, SHOAL_SYNC_MSG_BYTES_MAX);

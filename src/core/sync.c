@@ -3,6 +3,7 @@
 #include "core/sync.h"
 
 #include <assert.h>
+#include <sodium.h>
 #include <string.h>
 
 _Static_assert(SYNC_DIGEST_MSG_BYTES <= SHOAL_SYNC_MSG_BYTES_MAX, "digest fits a message");
@@ -22,6 +23,7 @@ const char *sync_type_name(int type)
 	case SYNC_BLOB_REQ: return "blob_req";
 	case SYNC_BLOB_CHUNK: return "blob_chunk";
 	case SYNC_BLOB_NONE: return "blob_none";
+	case SYNC_ROOT: return "root";
 	default: return "unknown";
 	}
 }
@@ -168,6 +170,9 @@ int sync_decode(const uint8_t *p, size_t len, struct sync_msg *m)
 			      &m->digest) ? 0 : SHOAL_ETRUNC;
 		break;
 	}
+	case SYNC_ROOT:
+		rc = rd_bytes(&r, SHOAL_SYNC_DIGEST_BYTES, &m->root) ? 0 : SHOAL_ETRUNC;
+		break;
 	case SYNC_DATA:
 		rc = decode_data(&r, m);
 		break;
@@ -222,6 +227,26 @@ static void put_header(struct wr *w, uint8_t type)
 {
 	wr_u8(w, SYNC_VERSION);
 	wr_u8(w, type);
+}
+
+void sync_put_root(struct wr *w, const uint8_t root[SHOAL_SYNC_DIGEST_BYTES])
+{
+	assert(w && root);
+	put_header(w, SYNC_ROOT);
+	wr_bytes(w, root, SHOAL_SYNC_DIGEST_BYTES);
+}
+
+void sync_root_of(const uint8_t digest[SHOAL_SYNC_BUCKETS][SHOAL_SYNC_DIGEST_BYTES],
+		  uint8_t root[SHOAL_SYNC_DIGEST_BYTES])
+{
+	static const char domain[] = "shoal/sync-root/v1";
+	assert(digest && root);
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, SHOAL_SYNC_DIGEST_BYTES);
+	crypto_generichash_update(&st, (const uint8_t *)domain, sizeof(domain) - 1);
+	crypto_generichash_update(&st, &digest[0][0],
+				  (size_t)SHOAL_SYNC_BUCKETS * SHOAL_SYNC_DIGEST_BYTES);
+	crypto_generichash_final(&st, root, SHOAL_SYNC_DIGEST_BYTES);
 }
 
 void sync_put_digest(struct wr *w,

@@ -6,6 +6,7 @@
  * (runtime/stream.h), at most SHOAL_SYNC_MSG_BYTES_MAX bytes:
  *
  *   msg        = version(u8 = 1) | type(u8) | body
+ *   ROOT       root(16)
  *   DIGEST     buckets(u16 = 256) | 256 × digest(16)
  *   DATA       flags(u8) | heads_count(u16) | heads_count × head
  *                        | wants_count(u16) | wants_count × want
@@ -23,12 +24,19 @@
  *            (first(u64) | last(u64) each, in order, as far as
  *            SHOAL_SYNC_DIGEST_GAP_CALLS_MAX store calls reach); all zeros
  *            for an empty bucket. Bucket = author[0].
+ *   root   = BLAKE2b-128 of "shoal/sync-root/v1" | the 256 digests in
+ *            bucket order: equal roots mean equal digests.
  *   flags  = HEADS_DONE 1 | WANTS_DONE 2 | FIN 4; FIN needs both others.
  *   chunk  = len ≤ SHOAL_BLOB_CHUNK_BYTES_MAX, offset + len ≤ total ≤
  *            SHOAL_BLOB_BYTES_MAX, len = 0 only at offset = total.
  *
  * A sync session is half-duplex: the sides take turns, one message each.
+ * Most sessions between idle nodes find nothing to do, so the first turn is
+ * the 18-byte ROOT: only when the roots differ do the 4 KiB digests follow.
+ * A responder also accepts a DIGEST as the first message (an initiator
+ * that skips the ROOT turn).
  *
+ *   initiator → ROOT;    responder → ROOT     (equal roots: both done)
  *   initiator → DIGEST;  responder → DIGEST   (equal digests: both done)
  *   then DATA turns, initiator first. Each side, in its turns:
  *     sends its heads of the differing buckets (paged), then HEADS_DONE;
@@ -77,9 +85,11 @@ enum sync_type {
 	SYNC_BLOB_REQ = 3,
 	SYNC_BLOB_CHUNK = 4,
 	SYNC_BLOB_NONE = 5,
+	SYNC_ROOT = 6,
 };
 
-/* "digest", "data", "blob_req", "blob_chunk", "blob_none"; "unknown". */
+/* "digest", "data", "blob_req", "blob_chunk", "blob_none", "root";
+ * "unknown". */
 const char *sync_type_name(int type);
 
 enum sync_flags {
@@ -94,6 +104,7 @@ enum sync_flags {
 #define SYNC_DATA_OVERHEAD_BYTES (SYNC_HEADER_BYTES + 1 + 3 * 2)
 #define SYNC_DIGEST_MSG_BYTES \
 	(SYNC_HEADER_BYTES + 2 + SHOAL_SYNC_BUCKETS * SHOAL_SYNC_DIGEST_BYTES)
+#define SYNC_ROOT_MSG_BYTES (SYNC_HEADER_BYTES + SHOAL_SYNC_DIGEST_BYTES)
 #define SYNC_BLOB_CHUNK_OVERHEAD_BYTES (SYNC_HEADER_BYTES + 32 + 8 + 8 + 4)
 /* Most records one DATA message can carry (smallest records). */
 #define SYNC_RECORDS_PER_MSG_MAX                                        \
@@ -119,6 +130,8 @@ struct sync_msg {
 	uint8_t type;                 /* enum sync_type */
 	/* DIGEST: SHOAL_SYNC_BUCKETS × SHOAL_SYNC_DIGEST_BYTES */
 	const uint8_t *digest;
+	/* ROOT: SHOAL_SYNC_DIGEST_BYTES */
+	const uint8_t *root;
 	/* DATA: sections, every entry already validated; walk them with
 	 * sync_next_head / sync_next_want / sync_next_record. */
 	uint8_t flags;
@@ -150,6 +163,10 @@ bool sync_want_valid(const struct sync_want *w);
 /* Encoders append to w (its error flag is set if it does not fit). */
 void sync_put_digest(struct wr *w,
 		     const uint8_t digest[SHOAL_SYNC_BUCKETS][SHOAL_SYNC_DIGEST_BYTES]);
+void sync_put_root(struct wr *w, const uint8_t root[SHOAL_SYNC_DIGEST_BYTES]);
+/* The root of a set of bucket digests (the ROOT message's field). */
+void sync_root_of(const uint8_t digest[SHOAL_SYNC_BUCKETS][SHOAL_SYNC_DIGEST_BYTES],
+		  uint8_t root[SHOAL_SYNC_DIGEST_BYTES]);
 void sync_put_blob_req(struct wr *w, const uint8_t hash[SYNC_BLOB_HASH_BYTES],
 		       uint64_t offset, uint32_t len);
 void sync_put_blob_chunk(struct wr *w, const uint8_t hash[SYNC_BLOB_HASH_BYTES],
@@ -215,7 +232,7 @@ int sync_session_start(struct sync_session *s, const uint8_t **out,
 		       size_t *out_len) SHOAL_MUST_CHECK;
 
 /* Called with each message received from the peer (a responder's first
- * call gets the initiator's DIGEST). On 0, *out_len is the length of the
+ * call gets the initiator's ROOT, or a DIGEST). On 0, *out_len is the length of the
  * reply to send (0: send nothing); after sending it, stop if
  * sync_session_done(). Errors: the decoder's, SHOAL_EPROTO (peer broke the
  * protocol), SHOAL_EBADSIG (peer served a forged record; nothing of it was

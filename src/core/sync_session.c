@@ -2,8 +2,12 @@
  * sync_session.c — the anti-entropy sync session (see sync.h for the
  * protocol): a pure state machine over one local store.
  *
- *   initiator:  NEW --start--> WAIT_DIGEST --DIGEST--> DATA ... --> DONE
- *   responder:  WAIT_FIRST --DIGEST--> DATA ... --> DONE
+ *   initiator:  NEW --start--> WAIT_ROOT --ROOT equal--> DONE
+ *                              WAIT_ROOT --ROOT differs--> WAIT_DIGEST
+ *                              WAIT_DIGEST --DIGEST--> DATA ... --> DONE
+ *   responder:  WAIT_FIRST --ROOT equal--> DONE
+ *               WAIT_FIRST --ROOT differs--> WAIT_PEER_DIGEST --DIGEST--> DATA
+ *               WAIT_FIRST --DIGEST--> DATA ... --> DONE
  *   any error:  FAILED (every later call is refused)
  *
  * In DATA each received message is checked against what the peer may send
@@ -21,8 +25,10 @@
 
 enum ss_state {
 	SS_NEW = 0,       /* initiator before start */
+	SS_WAIT_ROOT,     /* initiator sent ROOT */
 	SS_WAIT_DIGEST,   /* initiator sent DIGEST */
 	SS_WAIT_FIRST,    /* responder before the first message */
+	SS_WAIT_PEER_DIGEST, /* responder answered a differing ROOT */
 	SS_DATA,
 	SS_DONE,
 	SS_FAILED,
@@ -39,6 +45,7 @@ struct sync_session {
 	struct repl_head *mine;
 	size_t mine_n;
 	uint8_t digest[SHOAL_SYNC_BUCKETS][SHOAL_SYNC_DIGEST_BYTES];
+	uint8_t root[SHOAL_SYNC_DIGEST_BYTES];
 	bool differ[SHOAL_SYNC_BUCKETS];
 
 	/* Our heads going out. */
@@ -244,6 +251,7 @@ static int snapshot(struct sync_session *s)
 		}
 		crypto_generichash_final(&st, s->digest[b], SHOAL_SYNC_DIGEST_BYTES);
 	}
+	sync_root_of((const uint8_t(*)[SHOAL_SYNC_DIGEST_BYTES])s->digest, s->root);
 	return 0;
 }
 
@@ -258,6 +266,21 @@ static size_t compare_digests(struct sync_session *s, const uint8_t *theirs)
 	}
 	s->stats.buckets_differing = n;
 	return n;
+}
+
+static int send_root(struct sync_session *s, const uint8_t **out, size_t *out_len)
+{
+	struct wr w = wr_init(s->out, sizeof(s->out));
+	sync_put_root(&w, s->root);
+	assert(wr_ok(&w) && w.len == SYNC_ROOT_MSG_BYTES);
+	*out = s->out;
+	*out_len = w.len;
+	return 0;
+}
+
+static bool roots_equal(const struct sync_session *s, const uint8_t *theirs)
+{
+	return memcmp(s->root, theirs, SHOAL_SYNC_DIGEST_BYTES) == 0;
 }
 
 static int send_digest(struct sync_session *s, const uint8_t **out, size_t *out_len)
@@ -680,11 +703,11 @@ int sync_session_start(struct sync_session *s, const uint8_t **out, size_t *out_
 	int rc = snapshot(s);
 	if (rc)
 		return fail(s, rc);
-	send_digest(s, out, out_len);
+	send_root(s, out, out_len);
 	rc = sent(s, *out_len);
 	if (rc)
 		return fail(s, rc);
-	s->state = SS_WAIT_DIGEST;
+	s->state = SS_WAIT_ROOT;
 	return 0;
 }
 
@@ -706,16 +729,43 @@ int sync_session_recv(struct sync_session *s, const uint8_t *msg, size_t len,
 	if (rc)
 		return fail(s, rc);
 	struct sync_msg *m = &s->msg;
+	size_t differing;
 	switch (s->state) {
 	case SS_WAIT_FIRST:
-		if (m->type != SYNC_DIGEST)
+		if (m->type != SYNC_DIGEST && m->type != SYNC_ROOT)
 			return fail(s, SHOAL_EPROTO);
 		rc = snapshot(s);
 		if (rc)
 			return fail(s, rc);
-		size_t differing = compare_digests(s, m->digest);
+		if (m->type == SYNC_ROOT) {
+			/* Our root either way: equal ends the session on both
+			 * sides, a different one asks for the digests. */
+			send_root(s, out, out_len);
+			s->state = roots_equal(s, m->root) ? SS_DONE : SS_WAIT_PEER_DIGEST;
+			break;
+		}
+		differing = compare_digests(s, m->digest);
 		send_digest(s, out, out_len);
 		s->state = differing ? SS_DATA : SS_DONE;
+		break;
+	case SS_WAIT_PEER_DIGEST:
+		if (m->type != SYNC_DIGEST)
+			return fail(s, SHOAL_EPROTO);
+		/* The snapshot taken for the ROOT answer: the root we sent
+		 * and the digests we send now describe the same heads. */
+		differing = compare_digests(s, m->digest);
+		send_digest(s, out, out_len);
+		s->state = differing ? SS_DATA : SS_DONE;
+		break;
+	case SS_WAIT_ROOT:
+		if (m->type != SYNC_ROOT)
+			return fail(s, SHOAL_EPROTO);
+		if (roots_equal(s, m->root)) {
+			s->state = SS_DONE; /* in sync: nothing to say */
+			return 0;
+		}
+		send_digest(s, out, out_len);
+		s->state = SS_WAIT_DIGEST;
 		break;
 	case SS_WAIT_DIGEST:
 		if (m->type != SYNC_DIGEST)

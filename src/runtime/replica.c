@@ -621,7 +621,7 @@ void replica_serve(struct replica *r, struct stream_conn *c, const struct stream
 	assert(r && c && first && peer);
 	struct sync_msg m;
 	int rc = sync_decode(first->payload, first->len, &m);
-	if (rc == 0 && m.type == SYNC_DIGEST) {
+	if (rc == 0 && (m.type == SYNC_ROOT || m.type == SYNC_DIGEST)) {
 		struct sync_session *s = sync_session_new(SYNC_RESPONDER, &feed_ops, r->feed);
 		rc = s ? run_session(r, c, s, first->payload, first->len, REPL_NONE)
 		       : SHOAL_ENOMEM;

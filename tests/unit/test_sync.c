@@ -145,6 +145,24 @@ static void codec_round_trips(void **state)
 	assert_int_equal(m.digest[0], 0xab);
 	assert_int_equal(m.digest[7 * SHOAL_SYNC_DIGEST_BYTES + 3], 0x77);
 
+	/* ROOT: 18 bytes; the root changes with any digest byte. */
+	uint8_t root[SHOAL_SYNC_DIGEST_BYTES], root2[SHOAL_SYNC_DIGEST_BYTES];
+	static uint8_t d[SHOAL_SYNC_BUCKETS][SHOAL_SYNC_DIGEST_BYTES];
+	sync_root_of((const uint8_t(*)[SHOAL_SYNC_DIGEST_BYTES])d, root);
+	d[255][15] = 1;
+	sync_root_of((const uint8_t(*)[SHOAL_SYNC_DIGEST_BYTES])d, root2);
+	assert_memory_not_equal(root, root2, sizeof(root));
+	struct wr rw = wr_init(buf, sizeof(buf));
+	sync_put_root(&rw, root);
+	assert_true(wr_ok(&rw));
+	assert_int_equal(rw.len, SYNC_ROOT_MSG_BYTES);
+	assert_int_equal(rw.len, 18);
+	assert_int_equal(sync_decode(buf, rw.len, &m), 0);
+	assert_int_equal(m.type, SYNC_ROOT);
+	assert_memory_equal(m.root, root, sizeof(root));
+	assert_int_equal(sync_decode(buf, rw.len - 1, &m), SHOAL_ETRUNC);
+	assert_int_equal(sync_decode(buf, rw.len + 1, &m), SHOAL_ETRAILING);
+
 	/* DATA with all three sections */
 	struct chain c;
 	chain_make(&c, 1, 3);
@@ -623,6 +641,10 @@ static void session_in_sync_is_two_messages(void **state)
 	assert_int_equal(run(a, b, &log, &sa, &sb), 0);
 	assert_int_equal(sa.msgs_sent, 1);
 	assert_int_equal(sb.msgs_sent, 1);
+	/* Idle nodes mostly find each other in sync: that costs one ROOT
+	 * each way, not the 4 KiB digests. */
+	assert_int_equal(sa.bytes_sent, SYNC_ROOT_MSG_BYTES);
+	assert_int_equal(sb.bytes_sent, SYNC_ROOT_MSG_BYTES);
 	assert_int_equal(sa.buckets_differing, 0);
 	/* Two empty stores too. */
 	struct memfeed *e1 = memfeed_new(0), *e2 = memfeed_new(0);
@@ -630,6 +652,62 @@ static void session_in_sync_is_two_messages(void **state)
 	assert_int_equal(sa.msgs_sent + sb.msgs_sent, 2);
 	memfeed_free(e1);
 	memfeed_free(e2);
+	memfeed_free(a);
+	memfeed_free(b);
+	chain_free(&c);
+}
+
+/* Roots that differ lead to the digest exchange and the usual DATA turns;
+ * a responder that answered a differing ROOT takes only a DIGEST next, and
+ * an initiator takes only a ROOT first. */
+static void session_root_then_digests(void **state)
+{
+	(void)state;
+	struct chain c;
+	chain_make(&c, 2, 6);
+	struct memfeed *a = memfeed_new(0), *b = memfeed_new(0);
+	give(a, &c, 1, 6);
+	give(b, &c, 1, 3);
+	struct sync_stats sa, sb;
+	struct evlog log = {0};
+	assert_int_equal(run(a, b, &log, &sa, &sb), 0);
+	assert_true(memfeed_has(b, c.pk, 6));
+	/* ROOT, DIGEST, then DATA from the initiator; ROOT, DIGEST from b. */
+	assert_true(sa.msgs_sent >= 3 && sb.msgs_sent >= 2);
+	assert_true(sa.buckets_differing >= 1);
+	assert_true(sb.bytes_sent >= SYNC_ROOT_MSG_BYTES + SYNC_DIGEST_MSG_BYTES);
+	/* Now in sync: two ROOTs and nothing else. */
+	assert_int_equal(run(b, a, &log, &sa, &sb), 0);
+	assert_int_equal(sa.bytes_sent + sb.bytes_sent, 2 * SYNC_ROOT_MSG_BYTES);
+
+	/* By hand: a responder over a, sent a ROOT of zeros. */
+	uint8_t buf[SYNC_DIGEST_MSG_BYTES + 64];
+	uint8_t zero[SHOAL_SYNC_DIGEST_BYTES] = {0};
+	const uint8_t *reply;
+	size_t reply_len;
+	struct sync_msg m;
+	struct wr w = wr_init(buf, sizeof(buf));
+	sync_put_root(&w, zero);
+	struct sync_session *r = sync_session_new(SYNC_RESPONDER, &memfeed_ops, a);
+	assert_non_null(r);
+	assert_int_equal(sync_session_recv(r, buf, w.len, &reply, &reply_len), 0);
+	assert_int_equal(sync_decode(reply, reply_len, &m), 0);
+	assert_int_equal(m.type, SYNC_ROOT);
+	assert_false(sync_session_done(r));
+	/* A second ROOT instead of the DIGEST breaks the turn rules. */
+	assert_int_equal(sync_session_recv(r, buf, w.len, &reply, &reply_len), SHOAL_EPROTO);
+	assert_true(sync_session_failed(r));
+	sync_session_free(r);
+
+	/* An initiator whose peer skips the ROOT and sends a DIGEST. */
+	struct sync_session *i = sync_session_new(SYNC_INITIATOR, &memfeed_ops, a);
+	assert_non_null(i);
+	assert_int_equal(sync_session_start(i, &reply, &reply_len), 0);
+	assert_int_equal(reply_len, SYNC_ROOT_MSG_BYTES);
+	size_t n = enc_digest(buf, sizeof(buf), 0);
+	assert_int_equal(sync_session_recv(i, buf, n, &reply, &reply_len), SHOAL_EPROTO);
+	sync_session_free(i);
+
 	memfeed_free(a);
 	memfeed_free(b);
 	chain_free(&c);
@@ -1349,6 +1427,7 @@ int main(void)
 		cmocka_unit_test(codec_rejections),
 		cmocka_unit_test(memfeed_put_semantics),
 		cmocka_unit_test(session_in_sync_is_two_messages),
+		cmocka_unit_test(session_root_then_digests),
 		cmocka_unit_test(session_converges_stores_with_gaps),
 		cmocka_unit_test(session_respects_retention),
 		cmocka_unit_test(session_pages_everything),
