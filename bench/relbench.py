@@ -123,7 +123,8 @@ def install_signal_handlers():
 
 
 def mkwork(prefix):
-    d = tempfile.mkdtemp(prefix=prefix)
+    # BENCH_TMPDIR: where agents' data dirs go (e.g. /dev/shm to take the disk out)
+    d = tempfile.mkdtemp(prefix=prefix, dir=env("BENCH_TMPDIR", None))
     TMPDIRS.append(d)
     return d
 

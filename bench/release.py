@@ -308,10 +308,8 @@ def shoal_trial(args, mesh, ids, connlog, work, k, path, prev, size, want_sha):
                               "xfer_end": b[-1]["end"],
                               "verified": rb.r3(vt[i] - t_exec), "from": b[-1]["server"]})
         tr["steps"] = steps
-        if env_keep():
-            pass
-        else:
-            os.unlink(pcap)
+        if not env_keep():
+            os.unlink(pcap)  # ~3 MB per trial; BENCH_KEEP=1 keeps it
     return tr, name
 
 
