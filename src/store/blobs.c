@@ -235,6 +235,86 @@ int blobs_read_at(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES], uint64_t
 	return 0;
 }
 
+int blobs_sha512(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES],
+		 uint8_t out[BLOB_SHA512_BYTES], uint64_t *size)
+{
+	assert(b && hash && out && size);
+	char path[PATH_MAX];
+	blob_path(b, hash, path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
+	crypto_hash_sha512_state st;
+	crypto_hash_sha512_init(&st);
+	static _Thread_local uint8_t buf[65536];
+	uint64_t total = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			close(fd);
+			return SHOAL_EIO;
+		}
+		if (r == 0)
+			break;
+		crypto_hash_sha512_update(&st, buf, (size_t)r);
+		total += (uint64_t)r;
+	}
+	close(fd);
+	crypto_hash_sha512_final(&st, out);
+	*size = total;
+	return 0;
+}
+
+static int copy_file(const char *src, const char *dst)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
+	int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0) {
+		close(in);
+		return SHOAL_EIO;
+	}
+	static _Thread_local uint8_t buf[65536];
+	int rc = 0;
+	for (;;) {
+		ssize_t r = read(in, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r < 0 ? SHOAL_EIO : 0;
+			break;
+		}
+		rc = write_all(out, buf, (size_t)r);
+		if (rc)
+			break;
+	}
+	if (rc == 0 && fsync(out) != 0)
+		rc = SHOAL_EIO;
+	close(in);
+	if (close(out) != 0)
+		rc = SHOAL_EIO;
+	if (rc)
+		unlink(dst);
+	return rc;
+}
+
+int blobs_link(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES], const char *dst)
+{
+	assert(b && hash && dst);
+	char path[PATH_MAX];
+	blob_path(b, hash, path);
+	if (link(path, dst) == 0)
+		return 0;
+	if (errno == EEXIST && unlink(dst) == 0 && link(path, dst) == 0)
+		return 0;
+	if (errno == ENOENT)
+		return SHOAL_ENOTFOUND;
+	return copy_file(path, dst); /* EXDEV, EPERM, EMLINK: a copy will do */
+}
+
 uint64_t blobs_partial_size(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES])
 {
 	assert(b && hash);

@@ -20,6 +20,7 @@
 
 #define BLOB_HASH_BYTES 32
 #define BLOB_HEX_BYTES (2 * BLOB_HASH_BYTES + 1)
+#define BLOB_SHA512_BYTES 64
 
 struct blobs;
 
@@ -49,6 +50,16 @@ int blobs_read(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES], size_t max_
  * what was read (0 at the end). Serves the file as it is on disk. */
 int blobs_read_at(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES], uint64_t offset,
 		  uint8_t *buf, size_t cap, size_t *len) SHOAL_MUST_CHECK;
+
+/* Reads the blob once, for its size and SHA-512 (the SHA-256 is its name,
+ * checked when it entered the store). SHOAL_ENOTFOUND if absent. */
+int blobs_sha512(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES],
+		 uint8_t out[BLOB_SHA512_BYTES], uint64_t *size) SHOAL_MUST_CHECK;
+/* Gives the blob a second name, dst (a hard link: blobs are never changed
+ * in place, so an installed release costs no copy); copies it (fsynced)
+ * where the file system cannot link. An existing dst is replaced. */
+int blobs_link(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES], const char *dst)
+	SHOAL_MUST_CHECK;
 
 /* Bytes already held of a partial download (0 if none). */
 uint64_t blobs_partial_size(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES]);

@@ -109,6 +109,48 @@ static void partial_resumes_and_bad_data_is_dropped(void **state)
 	free(dir);
 }
 
+/* An installed release is the stored blob under a second name (no copy),
+ * replacing what was there; the SHA-512 pass sees every byte. */
+static void link_and_sha512(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct blobs *b;
+	char err[256];
+	assert_int_equal(blobs_open(dir, &b, err, sizeof(err)), 0);
+	size_t n = 200000; /* several read buffers */
+	uint8_t *data = malloc(n);
+	randombytes_buf(data, n);
+	uint8_t h[32], want[64], got[64];
+	crypto_hash_sha256(h, data, n);
+	crypto_hash_sha512(want, data, n);
+	uint64_t size = 0;
+	assert_int_equal(blobs_sha512(b, h, got, &size), SHOAL_ENOTFOUND);
+	assert_int_equal(blobs_put(b, h, data, n), 0);
+	assert_int_equal(blobs_sha512(b, h, got, &size), 0);
+	assert_int_equal(size, n);
+	assert_memory_equal(got, want, 64);
+	char dst[4096], src[4096];
+	snprintf(dst, sizeof(dst), "%s/installed", dir);
+	FILE *f = fopen(dst, "w");
+	fputs("old", f);
+	fclose(f);
+	assert_int_equal(blobs_link(b, h, dst), 0);
+	blob_path(dir, h, src, sizeof(src));
+	struct stat a, c;
+	assert_int_equal(stat(src, &a), 0);
+	assert_int_equal(stat(dst, &c), 0);
+	assert_int_equal(a.st_ino, c.st_ino);
+	assert_int_equal(c.st_size, n);
+	uint8_t other[32];
+	crypto_hash_sha256(other, (const uint8_t *)"absent", 6);
+	assert_int_equal(blobs_link(b, other, dst), SHOAL_ENOTFOUND);
+	free(data);
+	blobs_close(b);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void announce_round_trip_and_lookup(void **state)
 {
 	(void)state;
@@ -156,6 +198,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(put_read_and_refuse_wrong_hash),
 		cmocka_unit_test(partial_resumes_and_bad_data_is_dropped),
+		cmocka_unit_test(link_and_sha512),
 		cmocka_unit_test(announce_round_trip_and_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
