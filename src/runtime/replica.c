@@ -48,14 +48,15 @@ struct job {
 	int64_t order; /* among ready jobs the lowest goes first, then FIFO */
 };
 
-enum inbox_kind { INBOX_PUBLISH = 1, INBOX_SYNCED };
+enum inbox_kind { INBOX_PUBLISH = 1, INBOX_SYNCED, INBOX_SYNC_RESULT };
 
 struct inbox_item {
 	struct inbox_item *next;
 	enum inbox_kind kind;
 	struct record rec;     /* INBOX_PUBLISH */
-	uint32_t gid;          /* INBOX_SYNCED */
+	uint32_t gid;          /* INBOX_SYNCED, INBOX_SYNC_RESULT */
 	struct repl_event ev;  /* INBOX_SYNCED */
+	bool in_sync;          /* INBOX_SYNC_RESULT */
 };
 
 struct jobq {
@@ -451,8 +452,10 @@ void replica_loop_work(struct replica *r, uint64_t now_ms)
 			if (repl_publish(r->core, &it->rec, now_ms) != 0)
 				log_warn("record_not_published", "seq=%llu",
 					 (unsigned long long)it->rec.seq);
-		} else {
+		} else if (it->kind == INBOX_SYNCED) {
 			repl_note_synced(r->core, it->gid, &it->ev, now_ms);
+		} else {
+			repl_note_sync_result(r->core, it->gid, it->in_sync, now_ms);
 		}
 		free(it);
 		drain_core(r);
@@ -546,6 +549,15 @@ static void sync_with(struct replica *r, uint32_t gid)
 			if (st->records_new > 0)
 				log_info("sync_done", "peer=%s records_new=%llu",
 					 sp.cert.name, (unsigned long long)st->records_new);
+			/* The core slows an idle node's syncs down (and speeds
+			 * them up again) by what its sessions find. */
+			struct inbox_item *it = calloc(1, sizeof(*it));
+			if (it) {
+				it->kind = INBOX_SYNC_RESULT;
+				it->gid = gid;
+				it->in_sync = st->buckets_differing == 0;
+				inbox_push(r, it);
+			}
 		}
 		sync_session_free(s);
 		stream_close(c);
@@ -661,9 +673,20 @@ struct fetch_ctx {
 	int64_t targets_version; /* holders of it are asked first */
 };
 
+/* A kept-open blob stream with requests sent ahead: the tracker keeps the
+ * peer that served the last chunk and asks for the next offset, so while
+ * it does, up to BLOB_WINDOW requests for the following chunks are already
+ * on the wire (one round trip per window, not per 60 KiB chunk). Replies
+ * come in order; an answer the tracker did not ask for closes the stream. */
+#define BLOB_WINDOW 8
+
 struct blob_conn {
 	struct stream_conn *c;
 	uint32_t gid;
+	uint64_t sent_offset[BLOB_WINDOW]; /* ring of requests awaiting replies */
+	uint32_t sent_len[BLOB_WINDOW];
+	unsigned head, count;
+	uint64_t next_offset; /* where the next request sent ahead starts */
 };
 
 static void bc_close(struct blob_conn *bc)
@@ -672,32 +695,60 @@ static void bc_close(struct blob_conn *bc)
 		stream_close(bc->c);
 	bc->c = NULL;
 	bc->gid = REPL_NONE;
+	bc->head = bc->count = 0;
 }
 
-/* One request to req->peer over a kept-open stream. Returns 0 with *m
- * decoded (m->data points into the conn's buffer), or an error. */
-static int blob_ask(struct replica *r, struct blob_conn *bc, const uint8_t hash[32],
-		    const struct blob_dl_req *req, struct sync_msg *m)
+static int blob_send_req(struct blob_conn *bc, const uint8_t hash[32], uint64_t offset,
+			 uint32_t len)
 {
-	if (bc->c && bc->gid != req->peer)
+	assert(bc->count < BLOB_WINDOW);
+	uint8_t buf[SYNC_HEADER_BYTES + 32 + 8 + 4];
+	struct wr w = wr_init(buf, sizeof(buf));
+	sync_put_blob_req(&w, hash, offset, len);
+	assert(wr_ok(&w));
+	int rc = send_msg(bc->c, buf, w.len);
+	if (rc == 0) {
+		unsigned i = (bc->head + bc->count) % BLOB_WINDOW;
+		bc->sent_offset[i] = offset;
+		bc->sent_len[i] = len;
+		bc->count++;
+		bc->next_offset = offset + len;
+	}
+	return rc;
+}
+
+/* One request to req->peer over the kept-open stream, answered from the
+ * requests already sent when it is the next of them, with the window
+ * topped up to `length`. Returns 0 with *m decoded (m->data points into the
+ * conn's buffer), or an error (the stream is closed). */
+static int blob_ask(struct replica *r, struct blob_conn *bc, const uint8_t hash[32],
+		    uint64_t length, const struct blob_dl_req *req, struct sync_msg *m)
+{
+	if (bc->c && (bc->gid != req->peer || (bc->count > 0 &&
+			(bc->sent_offset[bc->head] != req->offset ||
+			 bc->sent_len[bc->head] != req->len))))
 		bc_close(bc);
+	int rc = 0;
 	if (!bc->c) {
 		struct replica_peer p;
 		if (!peer_find(r, req->peer, NULL, &p))
 			return SHOAL_ENOTFOUND;
 		struct stream_peer sp;
-		int rc = stream_connect(r->stream, &p.addr, p.id, wall_ms(), &bc->c, &sp);
+		rc = stream_connect(r->stream, &p.addr, p.id, wall_ms(), &bc->c, &sp);
 		if (rc)
 			return rc;
 		bc->gid = req->peer;
+		bc->head = bc->count = 0;
 	}
 	stream_conn_set_deadline(bc->c, SHOAL_TCP_TIMEOUT_MS);
-	uint8_t buf[SYNC_HEADER_BYTES + 32 + 8 + 4];
-	struct wr w = wr_init(buf, sizeof(buf));
-	sync_put_blob_req(&w, hash, req->offset, req->len);
-	assert(wr_ok(&w));
+	if (bc->count == 0)
+		rc = blob_send_req(bc, hash, req->offset, req->len);
+	while (rc == 0 && bc->count < BLOB_WINDOW && bc->next_offset < length) {
+		uint64_t left = length - bc->next_offset;
+		rc = blob_send_req(bc, hash, bc->next_offset,
+				   left < req->len ? (uint32_t)left : req->len);
+	}
 	struct stream_frame f;
-	int rc = send_msg(bc->c, buf, w.len);
 	if (rc == 0)
 		rc = stream_recv_frame(bc->c, &f);
 	if (rc == 0 && f.type != STREAM_FRAME_SYNC)
@@ -706,9 +757,13 @@ static int blob_ask(struct replica *r, struct blob_conn *bc, const uint8_t hash[
 		rc = sync_decode(f.payload, f.len, m);
 	if (rc == 0 && m->type != SYNC_BLOB_CHUNK && m->type != SYNC_BLOB_NONE)
 		rc = SHOAL_EPROTO;
-	if (rc)
+	if (rc) {
 		bc_close(bc);
-	return rc;
+		return rc;
+	}
+	bc->head = (bc->head + 1) % BLOB_WINDOW;
+	bc->count--;
+	return 0;
 }
 
 /* Adds candidates: the announcer and holders of the version first
@@ -757,7 +812,7 @@ static int fetch_blob(void *arg, const uint8_t hash[32], uint64_t length,
 	}
 	add_candidates(r, &d, announcer, fc->targets_version, 0);
 	int phase = 0;
-	struct blob_conn bc = {NULL, REPL_NONE};
+	struct blob_conn bc = {.c = NULL, .gid = REPL_NONE};
 	char hex[BLOB_HEX_BYTES];
 	blobs_hex(hash, hex);
 	/* Every step moves a chunk or retires a peer; bound them anyway. */
@@ -795,7 +850,7 @@ static int fetch_blob(void *arg, const uint8_t hash[32], uint64_t length,
 			break;
 		}
 		struct sync_msg m;
-		int arc = blob_ask(r, &bc, hash, &req, &m);
+		int arc = blob_ask(r, &bc, hash, length, &req, &m);
 		if (arc) {
 			blob_dl_on_error(&d, req.peer);
 			continue;
@@ -1010,8 +1065,9 @@ json_t *replica_status(struct replica *r)
 	if (feed_stats(r->feed, &fs) != 0)
 		memset(&fs, 0, sizeof(fs));
 	json_t *j = json_pack(
-		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 		"feed_records", (json_int_t)fs.records, "feed_authors", (json_int_t)fs.authors,
+		"sync_interval_ms", (json_int_t)repl_sync_interval_now(r->core),
 		"equivocating_authors", (json_int_t)fs.equivocating_authors,
 		"push_packets_sent", (json_int_t)s->packets_sent,
 		"push_packets_received", (json_int_t)s->packets_received,
