@@ -64,6 +64,7 @@ struct repl_core {
 	uint64_t next_gossip_ms;
 	uint64_t next_sync_ms;
 	uint64_t last_sync_ms;
+	uint32_t sync_mult; /* the interval now: sync_mult × sync_interval_ms */
 	uint32_t gap_peer;  /* sender of the last gap, the next sync's target */
 
 	struct out_item *outq;
@@ -113,6 +114,7 @@ void repl_config_default(struct repl_config *c)
 	c->gossip_interval_ms = 200;
 	c->retransmit_mult = 4;
 	c->sync_interval_ms = 10000;
+	c->sync_backoff_max = 4;
 	c->gap_sync_delay_ms = 2000;
 	c->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_MAX;
 }
@@ -182,7 +184,7 @@ int repl_encode_payload(const struct record *recs, size_t n, uint8_t *out, size_
 static uint64_t sync_delay(struct repl_core *r)
 {
 	/* Uniform in [0.5, 1.5) × interval: syncs of many nodes spread out. */
-	uint64_t iv = r->cfg.sync_interval_ms;
+	uint64_t iv = (uint64_t)r->cfg.sync_interval_ms * r->sync_mult;
 	assert(iv > 0);
 	return iv / 2 + rng_below(&r->rng, iv);
 }
@@ -204,6 +206,9 @@ struct repl_core *repl_core_new(const struct repl_config *cfg,
 	r->store = store;
 	r->self_gid = self_gid;
 	rng_seed(&r->rng, seed);
+	if (r->cfg.sync_backoff_max < 1)
+		r->cfg.sync_backoff_max = 1;
+	r->sync_mult = 1;
 	r->next_gossip_ms = TIME_NEVER;
 	r->next_sync_ms = cfg->sync_interval_ms ? now_ms + sync_delay(r) : TIME_NEVER;
 	r->last_sync_ms = now_ms;
@@ -238,7 +243,17 @@ int repl_set_peers(struct repl_core *r, const uint32_t *gids, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (gids[i] != r->self_gid && gids[i] != REPL_NONE)
 			r->peers[k++] = gids[i];
+	/* A member joined or came back: it may hold what we lack (or lack
+	 * what we hold), so an idle node's syncs come at the full rate again.
+	 * (Only growth is noticed: a leave and a join at once are not.) */
+	bool grew = k > r->peers_n;
 	r->peers_n = k;
+	if (grew && r->sync_mult > 1) {
+		r->sync_mult = 1;
+		uint64_t soon = r->last_sync_ms + sync_delay(r);
+		if (soon < r->next_sync_ms)
+			r->next_sync_ms = soon;
+	}
 	if (k > 0 && r->q_n > 0 && r->next_gossip_ms == TIME_NEVER)
 		r->next_gossip_ms = 0; /* queued records waited for peers: due now */
 	return 0;
@@ -297,6 +312,18 @@ static uint8_t *arena_alloc(struct repl_core *r, size_t n, size_t *off)
 	*off = r->arena_len;
 	r->arena_len += n;
 	return r->arena + *off;
+}
+
+/* Something new happened (a record learned or published, an
+ * equivocation): syncs come at the full rate again. */
+static void sync_hurry(struct repl_core *r, uint64_t now)
+{
+	if (r->cfg.sync_interval_ms == 0 || r->sync_mult == 1)
+		return;
+	r->sync_mult = 1;
+	uint64_t soon = now + sync_delay(r);
+	if (soon < r->next_sync_ms)
+		r->next_sync_ms = soon;
 }
 
 static void emit_event(struct repl_core *r, const struct repl_event *ev)
@@ -550,6 +577,7 @@ int repl_publish(struct repl_core *r, const struct record *rec, uint64_t now_ms)
 	    rec->body_len > SHOAL_RECORD_BODY_MAX)
 		return SHOAL_EINVAL;
 	enqueue(r, rec, REPL_NONE, now_ms);
+	sync_hurry(r, now_ms);
 	r->stats.records_published++;
 	record_event(r, REPL_EV_RECORD, REPL_SRC_LOCAL, REPL_PUT_NEW, rec, REPL_NONE);
 	return 0;
@@ -591,6 +619,7 @@ int repl_recv_packet(struct repl_core *r, uint32_t from_gid, const uint8_t *p, s
 			}
 			r->stats.records_new++;
 			enqueue(r, rec, from_gid, now_ms);
+			sync_hurry(r, now_ms);
 			record_event(r, REPL_EV_RECORD, REPL_SRC_PUSH, res, rec, from_gid);
 			break;
 		case REPL_PUT_DUP:
@@ -598,6 +627,7 @@ int repl_recv_packet(struct repl_core *r, uint32_t from_gid, const uint8_t *p, s
 			break;
 		case REPL_PUT_EQUIVOCATION:
 			r->stats.records_equivocation++;
+			sync_hurry(r, now_ms);
 			record_event(r, REPL_EV_EQUIVOCATION, REPL_SRC_PUSH, res, rec, from_gid);
 			break;
 		case REPL_PUT_STALE:
@@ -615,14 +645,41 @@ void repl_note_synced(struct repl_core *r, uint32_t peer_gid, const struct repl_
 		      uint64_t now_ms)
 {
 	assert(r && ev);
-	(void)now_ms;
 	out_compact(r);
+	sync_hurry(r, now_ms);
 	struct repl_event e = *ev;
 	e.source = REPL_SRC_SYNC;
 	e.from_gid = peer_gid;
 	if (e.kind == REPL_EV_RECORD)
 		r->stats.records_synced++;
 	emit_event(r, &e);
+}
+
+void repl_note_sync_result(struct repl_core *r, uint32_t peer_gid, bool in_sync,
+			   uint64_t now_ms)
+{
+	assert(r);
+	(void)peer_gid;
+	if (r->cfg.sync_interval_ms == 0)
+		return;
+	if (!in_sync) {
+		sync_hurry(r, now_ms);
+		return;
+	}
+	if (r->sync_mult * 2 > r->cfg.sync_backoff_max)
+		return;
+	/* The pending sync was drawn at the old rate: draw it again. */
+	r->sync_mult *= 2;
+	r->stats.sync_backoffs++;
+	uint64_t later = r->last_sync_ms + sync_delay(r);
+	if (later > r->next_sync_ms)
+		r->next_sync_ms = later;
+}
+
+uint64_t repl_sync_interval_now(const struct repl_core *r)
+{
+	assert(r);
+	return (uint64_t)r->cfg.sync_interval_ms * r->sync_mult;
 }
 
 void repl_tick(struct repl_core *r, uint64_t now_ms)

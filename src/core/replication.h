@@ -21,6 +21,12 @@
  *                pulls the ranges it lacks. A pushed record that leaves a
  *                gap before it (REPL_PUT_NEW_GAP) brings the next sync
  *                forward to gap_sync_delay_ms, with the sender.
+ *                An idle node slows down: each session it started that
+ *                found both stores equal (repl_note_sync_result) doubles
+ *                its interval, up to sync_backoff_max × sync_interval_ms;
+ *                anything new (a record published or learned, an
+ *                equivocation, a session that found a difference, a peer
+ *                joining) brings it back to sync_interval_ms at once.
  *
  * UDP payload (sealed by the transport like membership payloads; the agent
  * dispatches on the first byte: membership payloads start with their
@@ -172,6 +178,7 @@ struct repl_config {
 	uint32_t gossip_interval_ms; /* 200: between push rounds */
 	uint32_t retransmit_mult;    /* 4: sends per record = mult × ceil(log10(N+1)) */
 	uint32_t sync_interval_ms;   /* 10000: mean time between syncs; 0 disables */
+	uint32_t sync_backoff_max;   /* 4: idle, the interval grows to this × the above (1: never) */
 	uint32_t gap_sync_delay_ms;  /* 2000: a gap brings the next sync this close */
 	uint32_t payload_bytes_max;  /* SHOAL_UDP_PAYLOAD_BYTES_MAX */
 };
@@ -212,6 +219,7 @@ struct repl_stats {
 	uint64_t outbox_dropped;      /* output queue full */
 	uint64_t syncs_started;
 	uint64_t syncs_gap_triggered; /* syncs brought forward by a gap */
+	uint64_t sync_backoffs;       /* interval doublings after in-sync sessions */
 };
 
 struct repl_core;
@@ -250,6 +258,16 @@ int repl_recv_packet(struct repl_core *r, uint32_t from_gid, const uint8_t *p,
  * learned by anti-entropy are repairs and are not pushed again. */
 void repl_note_synced(struct repl_core *r, uint32_t peer_gid,
 		      const struct repl_event *ev, uint64_t now_ms);
+
+/* Called when a sync session this node asked for (REPL_OUT_SYNC) with
+ * peer_gid completed; in_sync: both stores were already equal (no bucket
+ * differed). Equal doubles the sync interval (up to sync_backoff_max × it)
+ * and moves the pending sync out accordingly; not equal brings it back to
+ * sync_interval_ms. Failed sessions are not reported. */
+void repl_note_sync_result(struct repl_core *r, uint32_t peer_gid, bool in_sync,
+			   uint64_t now_ms);
+/* The current mean sync interval (ms). */
+uint64_t repl_sync_interval_now(const struct repl_core *r);
 
 /* Runs every timer due at now_ms: a push round, a sync request. */
 void repl_tick(struct repl_core *r, uint64_t now_ms);

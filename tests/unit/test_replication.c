@@ -828,6 +828,107 @@ static void fleet_run(uint64_t seed, size_t count, double loss, double crashed,
 	world_free(&w);
 }
 
+
+/* Runs the core to its next sync request; returns when it came. */
+static uint64_t next_sync(struct probe *p)
+{
+	for (int i = 0; i < 1000; i++) {
+		uint64_t d = repl_next_deadline(p->core);
+		assert_true(d != NEVER);
+		p->n = 0;
+		repl_tick(p->core, d);
+		probe_drain(p);
+		if (probe_count(p, REPL_OUT_SYNC))
+			return d;
+	}
+	fail_msg("no sync requested");
+	return 0;
+}
+
+/* An idle node (its sessions find the stores equal) syncs half as often
+ * after each such session, down to sync_backoff_max times less; anything
+ * new brings it back to the full rate at once. */
+static void sync_backs_off_when_idle_and_hurries_on_news(void **state)
+{
+	(void)state;
+	struct repl_config cfg = cfg_default();
+	assert_int_equal(cfg.sync_interval_ms, 10000);
+	assert_int_equal(cfg.sync_backoff_max, 4);
+	struct probe *p = probe_new(&cfg, 8, 23);
+	uint8_t pk[32], sk[64];
+	keypair(9, pk, sk);
+
+	/* In-sync sessions: 10 s, 20 s, 40 s, and no further. */
+	uint64_t t = next_sync(p);
+	static const uint64_t want[] = {20000, 40000, 40000, 40000};
+	for (int k = 0; k < 4; k++) {
+		repl_note_sync_result(p->core, p->outs[0].to_gid, true, t + 50);
+		assert_int_equal(repl_sync_interval_now(p->core), want[k]);
+		uint64_t d = repl_next_deadline(p->core);
+		assert_true(d >= t + want[k] / 2 && d < t + want[k] * 3 / 2);
+		t = next_sync(p);
+	}
+	assert_int_equal(repl_core_stats(p->core)->sync_backoffs, 2);
+
+	/* A pushed record: full rate, the pending sync drawn again. */
+	struct record r1;
+	make_record(&r1, pk, sk, NULL, RECORD_ALERT, 4, 1);
+	uint8_t buf[SHOAL_UDP_PAYLOAD_BYTES_MAX];
+	size_t len;
+	assert_int_equal(repl_encode_payload(&r1, 1, buf, sizeof(buf), &len), 0);
+	uint64_t now = t + 1000;
+	assert_int_equal(repl_recv_packet(p->core, 3, buf, len, now), 0);
+	assert_int_equal(repl_sync_interval_now(p->core), 10000);
+	assert_true(repl_next_deadline(p->core) < now + 15000);
+	p->n = 0;
+	probe_drain(p);
+	/* (push rounds run first; then the sync, within 1.5 × 10 s) */
+	uint64_t s = next_sync(p);
+	assert_true(s < now + 15000);
+
+	/* Back off again; a session that found a difference: full rate. */
+	repl_note_sync_result(p->core, 1, true, s + 10);
+	repl_note_sync_result(p->core, 1, true, s + 20);
+	assert_int_equal(repl_sync_interval_now(p->core), 40000);
+	repl_note_sync_result(p->core, 1, false, s + 30);
+	assert_int_equal(repl_sync_interval_now(p->core), 10000);
+	assert_true(repl_next_deadline(p->core) < s + 30 + 15000);
+
+	/* Back off again; a record published here: full rate. */
+	s = next_sync(p);
+	repl_note_sync_result(p->core, 1, true, s + 10);
+	assert_int_equal(repl_sync_interval_now(p->core), 20000);
+	struct record own;
+	uint8_t opk[32], osk[64];
+	keypair(10, opk, osk);
+	make_record(&own, opk, osk, NULL, RECORD_HEALTH, 4, 2);
+	assert_int_equal(repl_publish(p->core, &own, s + 100), 0);
+	assert_int_equal(repl_sync_interval_now(p->core), 10000);
+
+	/* Back off again; a member joins: full rate, the next sync soon after
+	 * the last one. */
+	s = next_sync(p);
+	repl_note_sync_result(p->core, 1, true, s + 10);
+	repl_note_sync_result(p->core, 1, true, s + 20);
+	assert_int_equal(repl_sync_interval_now(p->core), 40000);
+	uint32_t nine[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+	assert_int_equal(repl_set_peers(p->core, nine, 8), 0); /* same set */
+	assert_int_equal(repl_sync_interval_now(p->core), 40000);
+	assert_int_equal(repl_set_peers(p->core, nine, 9), 0);
+	assert_int_equal(repl_sync_interval_now(p->core), 10000);
+	assert_true(repl_next_deadline(p->core) < s + 15000);
+	probe_free(p);
+
+	/* sync_backoff_max 1: never slower. */
+	cfg.sync_backoff_max = 1;
+	p = probe_new(&cfg, 8, 24);
+	t = next_sync(p);
+	repl_note_sync_result(p->core, 1, true, t + 10);
+	assert_int_equal(repl_sync_interval_now(p->core), 10000);
+	assert_true(repl_next_deadline(p->core) < t + 15000);
+	probe_free(p);
+}
+
 /* 200 nodes, 15% crashed (still listed as peers), 20% loss: every live node
  * gets every record, push does nearly all of it, and the run is a function
  * of the seed. */
@@ -953,6 +1054,7 @@ int main(void)
 		cmocka_unit_test(push_drops_tampered_records),
 		cmocka_unit_test(push_does_not_forward_equivocation),
 		cmocka_unit_test(queue_peers_and_sync_scheduling),
+		cmocka_unit_test(sync_backs_off_when_idle_and_hurries_on_news),
 		cmocka_unit_test(fleet_push_and_sync_reach_every_live_node),
 		cmocka_unit_test(fleet_sync_alone_completes),
 		cmocka_unit_test(fleet_equivocation_does_not_loop),
