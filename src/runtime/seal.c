@@ -10,6 +10,11 @@
  * node id (SipHash with a per-process key, so ids cannot be chosen to
  * collide).
  *
+ * Both structures grow with the senders actually heard (cache sets are
+ * allocated on first use, the replay table doubles up to its bound): an
+ * agent in a mesh of 20 keeps ~40 KiB of them resident instead of touching
+ * one page per sender across 2.7 MiB of tables sized for 16,384.
+ *
  * Nothing in ctx changes unless a packet passes every check, except the drop
  * counter and the scratch plaintext buffer.
  */
@@ -49,14 +54,16 @@ struct cache_entry {
 
 struct seal_cache {
 	uint64_t tick;
-	struct cache_entry e[SEAL_CACHE_SETS][SEAL_CACHE_WAYS];
+	struct cache_entry *set[SEAL_CACHE_SETS]; /* SEAL_CACHE_WAYS each, or NULL */
 };
 
 _Static_assert(SEAL_CACHE_SETS == 256, "set index is one hash byte");
 
 static struct cache_entry *cache_find(struct seal_cache *c, const uint8_t *hash)
 {
-	struct cache_entry *set = c->e[hash[0]];
+	struct cache_entry *set = c->set[hash[0]];
+	if (set == NULL)
+		return NULL;
 	for (size_t w = 0; w < SEAL_CACHE_WAYS; w++)
 		if (set[w].used && memcmp(set[w].hash, hash, sizeof(set[w].hash)) == 0)
 			return &set[w];
@@ -72,7 +79,14 @@ static void cache_touch(struct seal_cache *c, struct cache_entry *e)
 static void cache_insert(struct seal_cache *c, const uint8_t *hash,
 			 const struct admission_cert *cert)
 {
-	struct cache_entry *set = c->e[hash[0]];
+	struct cache_entry *set = c->set[hash[0]];
+	if (set == NULL) {
+		/* Out of memory: not cached, the next packet verifies again. */
+		set = calloc(SEAL_CACHE_WAYS, sizeof(*set));
+		if (set == NULL)
+			return;
+		c->set[hash[0]] = set;
+	}
 	struct cache_entry *victim = &set[0];
 	for (size_t w = 0; w < SEAL_CACHE_WAYS; w++) {
 		if (!set[w].used) {
@@ -99,8 +113,10 @@ struct replay_entry {
 	bool used;
 };
 
-/* Open addressing with linear probing; slots is a power of two at least
- * 4/3 of senders_max, so probes stay short and a free slot always exists. */
+/* Open addressing with linear probing; slots is a power of two and count
+ * stays at most 3/4 of it, so probes stay short and a free slot always
+ * exists. The table starts small and doubles as senders come, up to the
+ * slots senders_max needs. */
 struct seal_replay {
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 	size_t count;
@@ -109,20 +125,38 @@ struct seal_replay {
 	struct replay_entry e[];
 };
 
-static struct seal_replay *replay_new(size_t senders_max)
+#define REPLAY_SENDERS_INITIAL 48 /* 64 slots, 3 KiB */
+
+/* The smallest power of two whose 3/4 holds n. */
+static size_t replay_slots_for(size_t n)
+{
+	size_t slots = 2;
+	while (slots * 3 / 4 < n)
+		slots *= 2;
+	return slots;
+}
+
+static struct seal_replay *replay_alloc(size_t senders_max, size_t slots,
+					const uint8_t *hash_key)
 {
 	assert(senders_max >= 1 && senders_max <= SHOAL_REPLAY_SENDERS_MAX);
-	size_t slots = 2;
-	while (slots * 3 / 4 < senders_max)
-		slots *= 2;
+	assert((slots & (slots - 1)) == 0 && slots <= replay_slots_for(senders_max));
 	struct seal_replay *r = calloc(1, sizeof(*r) + slots * sizeof(r->e[0]));
 	if (r == NULL)
 		return NULL;
 	r->senders_max = senders_max;
 	r->slots = slots;
-	randombytes_buf(r->hash_key, sizeof(r->hash_key));
-	assert((slots & (slots - 1)) == 0);
+	if (hash_key)
+		memcpy(r->hash_key, hash_key, sizeof(r->hash_key));
+	else
+		randombytes_buf(r->hash_key, sizeof(r->hash_key));
 	return r;
+}
+
+static struct seal_replay *replay_new(size_t senders_max)
+{
+	size_t n = senders_max < REPLAY_SENDERS_INITIAL ? senders_max : REPLAY_SENDERS_INITIAL;
+	return replay_alloc(senders_max, replay_slots_for(n), NULL);
 }
 
 static uint64_t replay_hash(const struct seal_replay *r, const uint8_t *id)
@@ -221,16 +255,48 @@ static void window_update(struct replay_entry *e, uint64_t seq)
 	assert(e->bitmap & 1);
 }
 
+/* Doubles the table (same hash key, every entry moved). False when it is
+ * already as big as senders_max needs, or out of memory. */
+static bool replay_grow(struct seal_replay **rp)
+{
+	struct seal_replay *r = *rp;
+	if (r->slots >= replay_slots_for(r->senders_max))
+		return false;
+	struct seal_replay *n = replay_alloc(r->senders_max, r->slots * 2, r->hash_key);
+	if (n == NULL)
+		return false;
+	for (size_t i = 0; i < r->slots; i++) {
+		if (!r->e[i].used)
+			continue;
+		size_t slot;
+		struct replay_entry *dup = replay_find(n, r->e[i].node_id, r->e[i].hash, &slot);
+		assert(dup == NULL);
+		(void)dup;
+		n->e[slot] = r->e[i];
+		n->count++;
+	}
+	assert(n->count == r->count);
+	free(r);
+	*rp = n;
+	return true;
+}
+
 /* Records seq as accepted from id (fresh per window_check). */
-static void replay_accept(struct seal_replay *r, const uint8_t *id, uint64_t seq,
+static void replay_accept(struct seal_replay **rp, const uint8_t *id, uint64_t seq,
 			  uint64_t now_ms)
 {
+	struct seal_replay *r = *rp;
 	uint64_t hash = replay_hash(r, id);
 	size_t slot;
 	struct replay_entry *e = replay_find(r, id, hash, &slot);
 	if (e == NULL) {
-		if (r->count >= r->senders_max) {
-			replay_evict_oldest(r);
+		if (r->count + 1 > r->slots * 3 / 4) {
+			/* Full at this size: grow, or at the bound (or out of
+			 * memory) evict the sender heard from least recently. */
+			if (r->count < r->senders_max && replay_grow(rp))
+				r = *rp;
+			else
+				replay_evict_oldest(r);
 			e = replay_find(r, id, hash, &slot);
 			assert(e == NULL);
 		}
@@ -245,7 +311,7 @@ static void replay_accept(struct seal_replay *r, const uint8_t *id, uint64_t seq
 		window_update(e, seq);
 	}
 	e->last_ms = now_ms;
-	assert(r->count <= r->senders_max);
+	assert(r->count <= r->senders_max && r->count <= r->slots * 3 / 4);
 }
 
 /* --- context ------------------------------------------------------------- */
@@ -311,6 +377,9 @@ void seal_ctx_free(struct seal_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
+	if (ctx->cache != NULL)
+		for (size_t i = 0; i < SEAL_CACHE_SETS; i++)
+			free(ctx->cache->set[i]);
 	free(ctx->cache);
 	free(ctx->replay);
 	ctx->cache = NULL;
@@ -523,7 +592,7 @@ int seal_open(struct seal_ctx *ctx, const uint8_t *pkt, size_t len,
 		return drop(&st->replay, SHOAL_EREPLAY);
 
 	/* Everything passed: now, and only now, change state. */
-	replay_accept(ctx->replay, cert.node_id, p.seq, now_ms);
+	replay_accept(&ctx->replay, cert.node_id, p.seq, now_ms);
 	if (hit != NULL)
 		cache_touch(ctx->cache, hit);
 	else

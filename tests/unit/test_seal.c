@@ -433,6 +433,42 @@ static void replay_table_eviction(void **state)
 	free(f);
 }
 
+/* The replay table starts small and doubles as senders come: every
+ * sender's window survives the moves (a replay is still caught) and no
+ * one is evicted below the bound. */
+static void replay_table_grows_keeping_windows(void **state)
+{
+	struct fx *x = *state;
+	enum { N = 200 }; /* 64 slots at first: three doublings */
+	struct fleet_fx *f = calloc(1, sizeof(*f));
+	struct node_identity *id = calloc(1, sizeof(*id));
+	struct pkt *p = calloc(N, sizeof(*p));
+	assert_non_null(f);
+	assert_non_null(id);
+	assert_non_null(p);
+	fleet_make(f, 1, 1);
+	x->b.fleet = f->pub;
+	x->b.ring = f->ring;
+	assert_int_equal(seal_ctx_set_keyring(&x->cb, &f->ring), 0);
+	struct seal_ctx cs;
+	node_make(id, f, "sender", LATER, 1);
+	assert_int_equal(seal_ctx_init(&cs, id, 7), 0);
+	for (size_t i = 0; i < N; i++) {
+		node_make(id, f, "sender", LATER, 1);
+		cs.next_seq = 7;
+		seal_str(&cs, "g", &p[i]);
+		assert_int_equal(open_at(&x->cb, &p[i], NOW + i, "g"), 0);
+		assert_int_equal(seal_replay_count(&x->cb), i + 1);
+	}
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(open_at(&x->cb, &p[i], NOW + N, NULL), SHOAL_EREPLAY);
+	assert_int_equal(seal_replay_count(&x->cb), N);
+	seal_ctx_free(&cs);
+	free(p);
+	free(id);
+	free(f);
+}
+
 static void decode_plain_bounds(void **state)
 {
 	(void)state;
@@ -497,6 +533,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(expired, setup, teardown),
 		cmocka_unit_test_setup_teardown(forged_sender, setup, teardown),
 		cmocka_unit_test_setup_teardown(replay_table_eviction, setup, teardown),
+		cmocka_unit_test_setup_teardown(replay_table_grows_keeping_windows, setup, teardown),
 		cmocka_unit_test(decode_plain_bounds),
 		cmocka_unit_test_setup_teardown(stats_output, setup, teardown),
 	};
