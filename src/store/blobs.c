@@ -18,6 +18,7 @@
 
 /* Room for "/<hex>.part" after either directory. */
 #define BLOBS_DIR_BYTES (PATH_MAX - BLOB_HEX_BYTES - 8)
+#define BLOB_IO_BYTES 65536 /* read size when hashing or copying a blob */
 
 struct blobs {
 	char dir[BLOBS_DIR_BYTES];
@@ -246,15 +247,23 @@ int blobs_sha512(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES],
 		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
 	crypto_hash_sha512_state st;
 	crypto_hash_sha512_init(&st);
-	static _Thread_local uint8_t buf[65536];
+	/* On the heap, not _Thread_local: glibc allocates and zeroes a
+	 * program's static TLS in every thread it starts, so a 64 KiB TLS
+	 * buffer costs 64 KiB resident in each of the agent's threads. */
+	uint8_t *buf = malloc(BLOB_IO_BYTES);
+	if (buf == NULL) {
+		close(fd);
+		return SHOAL_ENOMEM;
+	}
 	uint64_t total = 0;
+	int rc = 0;
 	for (;;) {
-		ssize_t r = read(fd, buf, sizeof(buf));
+		ssize_t r = read(fd, buf, BLOB_IO_BYTES);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			close(fd);
-			return SHOAL_EIO;
+			rc = SHOAL_EIO;
+			break;
 		}
 		if (r == 0)
 			break;
@@ -262,6 +271,9 @@ int blobs_sha512(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES],
 		total += (uint64_t)r;
 	}
 	close(fd);
+	free(buf);
+	if (rc)
+		return rc;
 	crypto_hash_sha512_final(&st, out);
 	*size = total;
 	return 0;
@@ -277,10 +289,16 @@ static int copy_file(const char *src, const char *dst)
 		close(in);
 		return SHOAL_EIO;
 	}
-	static _Thread_local uint8_t buf[65536];
+	uint8_t *buf = malloc(BLOB_IO_BYTES); /* not _Thread_local: see blobs_sha512 */
+	if (buf == NULL) {
+		close(in);
+		close(out);
+		unlink(dst);
+		return SHOAL_ENOMEM;
+	}
 	int rc = 0;
 	for (;;) {
-		ssize_t r = read(in, buf, sizeof(buf));
+		ssize_t r = read(in, buf, BLOB_IO_BYTES);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
@@ -291,6 +309,7 @@ static int copy_file(const char *src, const char *dst)
 		if (rc)
 			break;
 	}
+	free(buf);
 	if (rc == 0 && fsync(out) != 0)
 		rc = SHOAL_EIO;
 	close(in);
