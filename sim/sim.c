@@ -174,6 +174,11 @@ struct sim {
 	/* Two push-pull states by gid, n entries each (a core knows at most
 	 * the n nodes). */
 	struct member_state_entry *snap;
+	/* The output space every core shares (member_core_share_outputs):
+	 * each call's outputs are drained before the next core is called, so
+	 * packets are written into the same few cache-hot lines. */
+	void *outspace;
+	size_t outspace_bytes;
 
 	struct sim_metrics m;       /* running counters */
 	struct sim_hooks hooks;     /* a layer above membership; zeroed: none */
@@ -835,22 +840,31 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 	}
 }
 
-/* Starts loading what the next events will touch while this one runs: the
- * next event's core gets a deep prefetch (following its pointers, which the
- * shallow prefetch one event earlier has brought in), the one after a
- * shallow one. At 10,000 cores every event's core is cold otherwise. */
+/* Starts loading what the next events will touch while this one runs, in
+ * a pipeline (member_core_prefetch's stages): the core of the event three
+ * ahead gets its hot fields loaded, the one after next what those point
+ * to (and its packet's payload), the next one level further (its packet's
+ * sender and subjects). At 10,000 cores every event's core is cold
+ * otherwise, and one event's time is enough for one level of loads. */
 static void prefetch_ahead(const struct sim *s)
 {
-	const struct sim_ev *next = queue_peek(s, 0);
-	if (!next)
-		return;
-	if (s->cores[next->node])
-		member_core_prefetch(s->cores[next->node], true);
-	if (next->kind == EV_PACKET)
-		__builtin_prefetch(s->slots + (size_t)next->b * s->slot_bytes);
-	const struct sim_ev *later = queue_peek(s, 1);
-	if (later && s->cores[later->node])
-		member_core_prefetch(s->cores[later->node], false);
+	const struct sim_ev *e;
+	if ((e = queue_peek(s, 2)) && s->cores[e->node])
+		member_core_prefetch(s->cores[e->node], 0);
+	if ((e = queue_peek(s, 1)) && s->cores[e->node]) {
+		member_core_prefetch(s->cores[e->node], 1);
+		if (e->kind == EV_PACKET) {
+			const uint8_t *data = s->slots + (size_t)e->b * s->slot_bytes;
+			for (uint32_t off = 0; off < e->c; off += 64)
+				__builtin_prefetch(data + off);
+		}
+	}
+	if ((e = queue_peek(s, 0)) && s->cores[e->node]) {
+		member_core_prefetch(s->cores[e->node], 2);
+		if (e->kind == EV_PACKET)
+			member_core_prefetch_packet(s->cores[e->node], s->nodes[e->a].gid,
+						    s->slots + (size_t)e->b * s->slot_bytes, e->c);
+	}
 }
 
 int sim_run_until(struct sim *s, uint64_t t_ms)
@@ -939,6 +953,8 @@ static int node_up(struct sim *s, uint32_t idx, uint32_t inc)
 	int rc = s->tables ? member_core_reserve_in(c, s->n, s->tables + (size_t)idx * s->table_bytes,
 						    s->table_bytes)
 			   : member_core_reserve(c, s->n);
+	if (rc == 0)
+		rc = member_core_share_outputs(c, s->outspace, s->outspace_bytes);
 	uint32_t gid = member_core_self_gid(c);
 	if (rc == 0)
 		rc = gid_map(s, gid, idx);
@@ -1199,7 +1215,10 @@ struct sim *sim_new(const struct sim_config *cfg)
 	s->seen = calloc((size_t)s->n * s->words_per_row, sizeof(uint64_t));
 	s->snap = malloc(2 * (size_t)s->n * sizeof(*s->snap));
 	s->wheel = calloc(WHEEL_MS, sizeof(*s->wheel));
+	s->outspace_bytes = member_core_shared_outputs_bytes(&cfg->member);
+	s->outspace = aligned_alloc(64, s->outspace_bytes);
 	if (!s->dir || !s->nodes || !s->cores || !s->seen || !s->snap || !s->wheel ||
+	    !s->outspace ||
 	    member_dir_reserve(s->dir, s->n) != 0) {
 		sim_free(s);
 		return NULL;
@@ -1230,6 +1249,7 @@ void sim_free(struct sim *s)
 	free(s->hist);
 	free(s->heap);
 	free(s->wheel);
+	free(s->outspace);
 	while (s->blocks) {
 		struct ev_block *next = s->blocks->next;
 		free(s->blocks);

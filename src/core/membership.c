@@ -81,6 +81,16 @@ static uint64_t id_hash(const uint8_t id[SHOAL_NODE_ID_BYTES])
 	return h ^ (h >> 32);
 }
 
+/* Ids are compared on every lookup: four word compares, no call (this is
+ * not a secret comparison: ids are public keys). */
+static bool id_equal(const uint8_t a[SHOAL_NODE_ID_BYTES], const uint8_t b[SHOAL_NODE_ID_BYTES])
+{
+	uint64_t x[4], y[4];
+	memcpy(x, a, sizeof(x));
+	memcpy(y, b, sizeof(y));
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+}
+
 struct member_dir *member_dir_new(void)
 {
 	return calloc(1, sizeof(struct member_dir));
@@ -154,7 +164,7 @@ static uint32_t dir_find_h(const struct member_dir *d, const uint8_t id[SHOAL_NO
 		return NONE32;
 	size_t s = h & (d->index_cap - 1);
 	while (d->index[s] != NONE32) {
-		if (memcmp(d->ids[d->index[s]], id, SHOAL_NODE_ID_BYTES) == 0)
+		if (id_equal(d->ids[d->index[s]], id))
 			return d->index[s];
 		s = (s + 1) & (d->index_cap - 1);
 	}
@@ -428,17 +438,19 @@ struct member_core {
 	uint8_t *arena;
 	size_t arena_len, arena_cap;
 	struct relay *relays;
+	uint16_t *order;     /* known gids in probe order */
+	size_t count;
+	size_t probe_pos;
+	size_t tab_cap;
 	struct member_stats stats;
 
 	/* --- cold: read on some paths only --- */
 	size_t sheap_cap;
 	size_t outq_cap;
 	size_t relays_cap;
-	size_t tab_cap;
 	bool tab_owned, order_owned; /* false: in memory the caller lent */
-	uint16_t *order;     /* known gids in probe order */
-	size_t count, order_cap;
-	size_t probe_pos;
+	bool outputs_shared;         /* outq and arena in a member_core_share_outputs space */
+	size_t order_cap;
 	size_t live_count;   /* alive or suspect, self included */
 	size_t dead_count;   /* dead (not left) */
 	uint32_t incarnation;
@@ -663,6 +675,11 @@ static struct out_item *out_push(struct member_core *c, enum member_out_kind kin
 		return NULL;
 	}
 	if (c->outq_len == c->outq_cap) {
+		if (c->outputs_shared) {
+			/* Sized so that the bound above comes first. */
+			c->stats.outbox_dropped++;
+			return NULL;
+		}
 		size_t cap = c->outq_cap ? c->outq_cap * 2 : 8;
 		struct out_item *n = realloc(c->outq, cap * sizeof(*n));
 		if (!n) {
@@ -691,6 +708,8 @@ static void out_compact(struct member_core *c)
 static uint8_t *arena_alloc(struct member_core *c, size_t n, size_t *off)
 {
 	if (c->arena_cap - c->arena_len < n) {
+		if (c->outputs_shared)
+			return NULL; /* sized for every output a call may queue */
 		/* Grow by half, in whole KiB: most calls emit one to four
 		 * packets, and 10,000 cores each keep their arena. */
 		size_t cap = c->arena_cap + c->arena_cap / 2;
@@ -882,6 +901,14 @@ static void fill_node_msg(const struct member_core *c, uint32_t gid, struct wire
 static bool bcast_encode(const struct member_core *c, const struct bcast *b, struct wr *w,
 			 struct wire_msg *m)
 {
+	if (b->kind != BC_ALIVE) {
+		/* Straight from the directory's ids, without a wire_msg. */
+		if (w->len + WIRE_ACCUSATION_BYTES > w->cap)
+			return false;
+		wire_put_accusation(w, b->kind, b->incarnation, dir_id(c->dir, b->gid),
+				    dir_id(c->dir, b->from_gid));
+		return true;
+	}
 	m->type = b->kind;
 	m->incarnation = b->incarnation;
 	if (b->kind == BC_ALIVE)
@@ -912,7 +939,7 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 	unsigned added = 0;
 	uint16_t sent[SHOAL_MSGS_PER_PACKET_MAX]; /* gids */
 	unsigned misfits = 0;
-	enum { MISFITS_MAX = 8, AHEAD = 4 };
+	enum { MISFITS_MAX = 8, AHEAD = 6 };
 	struct wire_msg m;
 	const struct member *me = &c->tab[c->self_gid];
 	bool own_first = false;
@@ -925,6 +952,15 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 	}
 	for (uint32_t t = 0; t < limit && t < c->tiers_count && added < room_msgs; t++) {
 		const struct tier *q = &c->tiers[t];
+		/* The walk below loads a few items ahead; start the first ones. */
+		for (uint32_t p = q->len; p-- > 0 && p + AHEAD >= q->len;) {
+			const struct bcast *b = &q->v[p];
+			if (b->kind == 0)
+				continue;
+			__builtin_prefetch(c->dir->ids[b->gid]);
+			__builtin_prefetch(c->dir->ids[b->from_gid]);
+			__builtin_prefetch(&c->tab[b->gid]);
+		}
 		for (uint32_t p = q->len; p-- > 0 && added < room_msgs;) {
 			const struct bcast *b = &q->v[p];
 			if (p >= AHEAD && b[-AHEAD].kind != 0) {
@@ -1382,10 +1418,38 @@ static void on_dead(struct member_core *c, uint32_t gid, uint32_t inc,
 static unsigned random_members(struct member_core *c, unsigned k, uint32_t exclude,
 			       bool with_recent_dead, uint64_t now, uint32_t *out)
 {
-	unsigned got = 0;
+	/* The first few draws are made up front (keeping the generator's
+	 * state after each), so that their probe-order slots and then their
+	 * table entries load together rather than one after another; the
+	 * loop below consumes exactly the draws it would have made. */
+	enum { BATCH = 6 };
 	size_t tries = 3 * c->count;
+	size_t batch = (size_t)k + 3;
+	if (batch > BATCH)
+		batch = BATCH;
+	if (batch > tries)
+		batch = tries;
+	uint32_t cand[BATCH];
+	struct rng after[BATCH];
+	struct rng r = c->rng;
+	for (size_t i = 0; i < batch; i++) {
+		cand[i] = (uint32_t)rng_below(&r, c->count);
+		after[i] = r;
+		__builtin_prefetch(&c->order[cand[i]]);
+	}
+	for (size_t i = 0; i < batch; i++) {
+		cand[i] = c->order[cand[i]];
+		__builtin_prefetch(&c->tab[cand[i]]);
+	}
+	unsigned got = 0;
 	for (size_t t = 0; t < tries && got < k; t++) {
-		uint32_t gid = c->order[rng_below(&c->rng, c->count)];
+		uint32_t gid;
+		if (t < batch) {
+			gid = cand[t];
+			c->rng = after[t];
+		} else {
+			gid = c->order[rng_below(&c->rng, c->count)];
+		}
 		if (gid == c->self_gid || gid == exclude)
 			continue;
 		const struct member *m = &c->tab[gid];
@@ -1570,6 +1634,8 @@ static void gossip(struct member_core *c, uint64_t now)
 	uint32_t peers[16];
 	unsigned k = c->cfg.gossip_nodes < 16 ? c->cfg.gossip_nodes : 16;
 	unsigned got = random_members(c, k, NONE32, true, now, peers);
+	for (unsigned i = 0; i < got; i++)
+		__builtin_prefetch(addr_of(c, peers[i]));
 	for (unsigned i = 0; i < got && c->bc_count; i++)
 		send_msgs(c, addr_of(c, peers[i]), peers[i], NULL, 0);
 	if (!c->bc_count)
@@ -1716,8 +1782,10 @@ void member_core_free(struct member_core *c)
 		free(c->tiers[t].v);
 	free(c->tiers);
 	free(c->relays);
-	free(c->outq);
-	free(c->arena);
+	if (!c->outputs_shared) {
+		free(c->outq);
+		free(c->arena);
+	}
 	free(c);
 }
 
@@ -1816,6 +1884,19 @@ int member_core_recv_packet(struct member_core *c,
 	}
 	for (size_t i = 0; i < n; i++)
 		gids[i] = names_subject(&msgs[i]) ? dir_find_h(d, msgs[i].id, hs[i]) : NONE32;
+	/* The entries are (being) loaded: for the messages that will change
+	 * something, start loading the suspicion and the queued broadcast
+	 * they will touch. */
+	for (size_t i = 0; i < n; i++) {
+		const struct member *sm = find(c, gids[i]);
+		if (!sm || (msgs[i].type != WIRE_ALIVE &&
+			    accusation_ignored(sm, msgs[i].type, msgs[i].incarnation)))
+			continue;
+		if (sm->susp != NONE16)
+			__builtin_prefetch(susp_at(c, sm->susp));
+		if (sm->bc_pos != NONE16)
+			__builtin_prefetch(&c->tiers[sm->bc_tier].v[sm->bc_pos]);
+	}
 	/* A member we hold dead is talking to us: tell it, so it refutes. */
 	struct member *sender = find(c, from_gid);
 	if (sender && sender->state == MEMBER_DEAD && !c->leaving) {
@@ -2247,6 +2328,44 @@ bool member_core_poll(struct member_core *c, struct member_out *out)
 	return true;
 }
 
+/* A shared output space: the output items, then the packets' bytes. */
+static size_t share_items_bytes(void)
+{
+	size_t b = (size_t)SHOAL_OUTBOX_COUNT_MAX * sizeof(struct out_item);
+	return (b + 63) & ~(size_t)63;
+}
+
+size_t member_core_shared_outputs_bytes(const struct member_config *cfg)
+{
+	/* Every output a call may queue (the outbox bound), each packet
+	 * reserved at the payload bound while it is filled, plus the one
+	 * reservation that finds the outbox full. */
+	size_t b = share_items_bytes() +
+		   ((size_t)SHOAL_OUTBOX_COUNT_MAX + 1) * cfg->payload_bytes_max;
+	return (b + 63) & ~(size_t)63; /* a size aligned_alloc(64, ...) takes */
+}
+
+int member_core_share_outputs(struct member_core *c, void *space, size_t bytes)
+{
+	if ((uintptr_t)space % 64 != 0)
+		return SHOAL_EINVAL;
+	if (bytes < member_core_shared_outputs_bytes(&c->cfg))
+		return SHOAL_ETOOBIG;
+	if (c->outq_head != c->outq_len)
+		return SHOAL_ESTATE; /* outputs not yet polled */
+	assert(!c->outputs_shared);
+	free(c->outq);
+	free(c->arena);
+	c->outq = space;
+	c->outq_cap = SHOAL_OUTBOX_COUNT_MAX;
+	c->outq_len = c->outq_head = 0;
+	c->arena = (uint8_t *)space + share_items_bytes();
+	c->arena_cap = bytes - share_items_bytes();
+	c->arena_len = 0;
+	c->outputs_shared = true;
+	return 0;
+}
+
 int member_core_add_alive(struct member_core *c, uint32_t gid,
 			  uint32_t incarnation, uint64_t now_ms)
 {
@@ -2290,27 +2409,84 @@ int member_core_lookup(const struct member_core *c, uint32_t gid, struct member_
 	return 0;
 }
 
-void member_core_prefetch(const struct member_core *c, bool deep)
+void member_core_prefetch(const struct member_core *c, unsigned stage)
 {
 	const char *p = (const char *)c;
-	/* The hot fields and the packet counters: through stats' first lines. */
-	size_t hot = offsetof(struct member_core, stats) + 5 * sizeof(uint64_t);
-	for (size_t off = 0; off < hot; off += 64)
-		__builtin_prefetch(p + off);
-	if (!deep)
+	if (stage == 0) {
+		/* The hot fields and the packet counters: through stats'
+		 * first lines. */
+		size_t hot = offsetof(struct member_core, stats) + 5 * sizeof(uint64_t);
+		for (size_t off = 0; off < hot; off += 64)
+			__builtin_prefetch(p + off);
 		return;
-	/* What the likely paths read next, through pointers in the hot lines
-	 * (which a shallow prefetch one call earlier has loaded). */
-	if (c->tiers_count)
-		__builtin_prefetch(c->tiers);
-	if (c->outq)
-		__builtin_prefetch(c->outq);
-	if (c->arena)
-		__builtin_prefetch(c->arena + c->arena_len);
-	if (c->sheap_len)
-		__builtin_prefetch(c->sheap);
-	if (c->relays_count)
-		__builtin_prefetch(c->relays);
+	}
+	if (stage == 1) {
+		/* What the likely paths read first, through pointers in the hot
+		 * lines (which stage 0 has loaded): the tier and output
+		 * vectors, the arena's first packet (written), the suspicion
+		 * heap, the relays, our own entry and the probe order. */
+		if (c->tiers_count)
+			__builtin_prefetch(c->tiers);
+		if (c->outq)
+			__builtin_prefetch(c->outq);
+		if (c->arena) {
+			size_t first = c->arena_cap < 1024 ? c->arena_cap : 1024;
+			for (size_t off = 0; off < first; off += 64)
+				__builtin_prefetch(c->arena + off, 1);
+		}
+		if (c->sheap_len)
+			__builtin_prefetch(c->sheap);
+		if (c->relays_count)
+			__builtin_prefetch(c->relays);
+		if (c->self_gid < c->tab_cap)
+			__builtin_prefetch(&c->tab[c->self_gid]);
+		if (c->probe_pos < c->count)
+			__builtin_prefetch(&c->order[c->probe_pos]);
+		return;
+	}
+	/* One level further (stage 1 loaded these pointers): the newest
+	 * broadcasts of the first tiers, where a packet's filling starts, and
+	 * the table entry of the next probe's target. */
+	for (size_t t = 0; t < c->tiers_count && t < 2; t++) {
+		const struct tier *q = &c->tiers[t];
+		if (q->len) {
+			__builtin_prefetch(&q->v[q->len - 1]);
+			if (q->len > 5)
+				__builtin_prefetch(&q->v[q->len - 6]);
+		}
+	}
+	if (c->probe_pos < c->count)
+		__builtin_prefetch(&c->tab[c->order[c->probe_pos]]);
+}
+
+void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
+				 const uint8_t *payload, size_t len)
+{
+	if (from_gid < c->tab_cap)
+		__builtin_prefetch(&c->tab[from_gid]);
+	const struct member_dir *d = c->dir;
+	if (!d->index_cap || len < 2)
+		return;
+	/* Walk the compound's headers (read only, bounds checked; a
+	 * malformed payload just stops the walk) and start loading the
+	 * directory id and table entry of each message's subject. */
+	size_t off = 2;
+	for (unsigned i = 0; i < payload[1] && off + 3 <= len; i++) {
+		uint8_t type = payload[off];
+		size_t body = ((size_t)payload[off + 1] << 8) | payload[off + 2];
+		off += 3;
+		if (body > len - off)
+			return;
+		if ((type == WIRE_SUSPECT || type == WIRE_DEAD || type == WIRE_ALIVE) &&
+		    body >= 4 + SHOAL_NODE_ID_BYTES) {
+			uint32_t g = dir_peek(d, id_hash(payload + off + 4));
+			if (g != NONE32 && g < c->tab_cap) {
+				__builtin_prefetch(d->ids[g]);
+				__builtin_prefetch(&c->tab[g]);
+			}
+		}
+		off += body;
+	}
 }
 
 uint32_t member_core_incarnation(const struct member_core *c) { return c->incarnation; }

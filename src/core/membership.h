@@ -234,11 +234,17 @@ void member_core_tick(struct member_core *c, uint64_t now_ms);
 /* The next time member_core_tick must be called. */
 uint64_t member_core_next_deadline(const struct member_core *c);
 
-/* A hint for a driver that knows which core it will call next (the
- * simulator, where 10,000 cores never stay in cache): starts loading the
- * core's hot state. `deep` also follows its pointers, which only pays once
- * a shallow prefetch has brought the core in. Changes nothing. */
-void member_core_prefetch(const struct member_core *c, bool deep);
+/* Hints for a driver that knows which cores it will call next (the
+ * simulator, where 10,000 cores never stay in cache): start loading what
+ * the call will read. Stage 0 loads the core's hot fields; stage 1 follows
+ * their pointers and stage 2 one level further, each paying only once the
+ * stage before it has had time to arrive (an event or more earlier). Change
+ * nothing. */
+void member_core_prefetch(const struct member_core *c, unsigned stage);
+/* For a packet from member from_gid that will be delivered to c (after
+ * stage 1): the sender's and each subject's table entry. */
+void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
+				 const uint8_t *payload, size_t len);
 
 /* Pops the next output; false when none. Output data stays valid until the
  * next call into the core other than member_core_poll. */
@@ -260,6 +266,21 @@ size_t member_core_tables_bytes(size_t members);
  * Returns 0, SHOAL_ETOOBIG (too small for the table the core already has)
  * or SHOAL_EINVAL (misaligned); on error nothing is changed. */
 int member_core_reserve_in(struct member_core *c, size_t members, void *mem, size_t bytes);
+
+/* Lets cores share one output space (the output queue and the packets'
+ * bytes) instead of each keeping its own: for a driver that polls every
+ * output of a call before it calls any core sharing the space (the
+ * simulator: with 10,000 cores, each core's own buffers are cold at every
+ * call, and writing a packet into them costs a miss per 64 bytes). Output
+ * data then stays valid until the next call into any of those cores, and
+ * member_core_poll's bound is unchanged (SHOAL_OUTBOX_COUNT_MAX). space:
+ * 64-byte aligned, member_core_shared_outputs_bytes(cfg) bytes (a multiple
+ * of 64), not freed
+ * by the core. Call with no output pending. Returns 0, SHOAL_EINVAL
+ * (misaligned), SHOAL_ETOOBIG (too small) or SHOAL_ESTATE (outputs
+ * pending). */
+size_t member_core_shared_outputs_bytes(const struct member_config *cfg);
+int member_core_share_outputs(struct member_core *c, void *space, size_t bytes);
 
 /* Adds a member known alive without any message (simulator warm start). */
 int member_core_add_alive(struct member_core *c, uint32_t gid,

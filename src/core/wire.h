@@ -73,8 +73,15 @@ struct wire_msg {
 int wire_decode_payload(const uint8_t *p, size_t len, struct wire_msg *msgs,
 			size_t *count);
 
-/* Appends one message to w (body encoded from m). */
+/* Appends one message to w (body encoded from m). If it does not fit, w's
+ * error is set (what was written of it is unspecified). */
 void wire_put_msg(struct wr *w, const struct wire_msg *m);
+/* Appends a SUSPECT or DEAD (type) straight from its fields, as
+ * wire_put_msg would encode it: WIRE_ACCUSATION_BYTES. */
+#define WIRE_ACCUSATION_BYTES (3 + 4 + 2 * SHOAL_NODE_ID_BYTES)
+void wire_put_accusation(struct wr *w, uint8_t type, uint32_t incarnation,
+			 const uint8_t id[SHOAL_NODE_ID_BYTES],
+			 const uint8_t from_id[SHOAL_NODE_ID_BYTES]);
 /* Encoded size of one message, header included. */
 size_t wire_msg_size(const struct wire_msg *m);
 

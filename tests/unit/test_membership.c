@@ -30,7 +30,40 @@ struct net {
 	unsigned events[NMAX][8];
 	int max_health[NMAX]; /* highest Lifeguard health score seen */
 	unsigned packets;
+	/* Poll every output of a call before calling another core (what
+	 * cores sharing an output space need, member_core_share_outputs):
+	 * outputs wait in held[] until the pump delivers them. */
+	bool collect_first;
+	struct held_list {
+		struct held {
+			struct member_out o;
+			uint8_t data[SHOAL_UDP_PAYLOAD_BYTES_MAX];
+		} *v;
+		size_t len, cap;
+	} held[NMAX];
 };
+
+/* collect_first: moves core i's outputs into held[i]. */
+static void net_collect(struct net *net, size_t i)
+{
+	if (!net->collect_first)
+		return;
+	struct held_list *h = &net->held[i];
+	struct member_out o;
+	while (member_core_poll(net->cores[i], &o)) {
+		if (h->len == h->cap) {
+			h->cap = h->cap ? 2 * h->cap : 16;
+			h->v = realloc(h->v, h->cap * sizeof(*h->v));
+			assert_non_null(h->v);
+		}
+		struct held *x = &h->v[h->len++];
+		x->o = o;
+		if (o.kind == MEMBER_OUT_PACKET) {
+			memcpy(x->data, o.data, o.len);
+			x->o.data = x->data;
+		}
+	}
+}
 
 static struct member_config cfg_default(void)
 {
@@ -71,6 +104,8 @@ static void net_init(struct net *net, size_t n, const struct member_config *cfg)
 
 static void net_free(struct net *net)
 {
+	for (size_t i = 0; i < NMAX; i++)
+		free(net->held[i].v);
 	for (size_t i = 0; i < net->n; i++)
 		member_core_free(net->cores[i]);
 	member_dir_free(net->dir);
@@ -84,46 +119,76 @@ static int node_by_addr(struct net *net, const struct shoal_addr *a)
 	return -1;
 }
 
+/* Delivers one output of core i. */
+static void net_deliver(struct net *net, size_t i, const struct member_out *o)
+{
+	if (o->kind == MEMBER_OUT_EVENT) {
+		net->events[i][o->ev.kind]++;
+		return;
+	}
+	int to = node_by_addr(net, &o->to);
+	if (to < 0 || net->down[to] || net->down[i] ||
+	    (net->split && net->side[to] != net->side[i]))
+		return;
+	if (o->kind == MEMBER_OUT_PACKET) {
+		uint8_t copy[SHOAL_UDP_PAYLOAD_BYTES_MAX];
+		memcpy(copy, o->data, o->len);
+		net->packets++;
+		assert_int_equal(member_core_recv_packet(net->cores[to], net->ids[i].id,
+							 &net->ids[i].addr, copy, o->len, net->now), 0);
+		net_collect(net, (size_t)to);
+	} else if (o->kind == MEMBER_OUT_PUSHPULL) {
+		uint8_t *a, *b;
+		size_t al, bl;
+		assert_int_equal(member_core_encode_state(net->cores[i], o->join, &a, &al), 0);
+		assert_int_equal(member_core_encode_state(net->cores[to], false, &b, &bl), 0);
+		assert_int_equal(member_core_recv_state(net->cores[to], a, al, net->now), 0);
+		net_collect(net, (size_t)to);
+		assert_int_equal(member_core_recv_state(net->cores[i], b, bl, net->now), 0);
+		net_collect(net, i);
+		free(a);
+		free(b);
+	}
+}
+
 /* Delivers everything queued until quiet. */
 static void net_pump(struct net *net)
 {
+	struct held *batch = NULL;
 	for (int rounds = 0; rounds < 1000; rounds++) {
 		bool any = false;
 		for (size_t i = 0; i < net->n; i++) {
 			struct member_out o;
-			/* copy outputs first: delivering calls into other cores only */
-			while (member_core_poll(net->cores[i], &o)) {
-				any = true;
-				if (o.kind == MEMBER_OUT_EVENT) {
-					net->events[i][o.ev.kind]++;
-					continue;
+			if (!net->collect_first) {
+				/* delivering calls into other cores only */
+				while (member_core_poll(net->cores[i], &o)) {
+					any = true;
+					net_deliver(net, i, &o);
 				}
-				int to = node_by_addr(net, &o.to);
-				if (to < 0 || net->down[to] || net->down[i] ||
-				    (net->split && net->side[to] != net->side[i]))
-					continue;
-				if (o.kind == MEMBER_OUT_PACKET) {
-					uint8_t copy[SHOAL_UDP_PAYLOAD_BYTES_MAX];
-					memcpy(copy, o.data, o.len);
-					net->packets++;
-					assert_int_equal(member_core_recv_packet(
-						net->cores[to], net->ids[i].id,
-						&net->ids[i].addr, copy, o.len, net->now), 0);
-				} else if (o.kind == MEMBER_OUT_PUSHPULL) {
-					uint8_t *a, *b;
-					size_t al, bl;
-					assert_int_equal(member_core_encode_state(net->cores[i], o.join, &a, &al), 0);
-					assert_int_equal(member_core_encode_state(net->cores[to], false, &b, &bl), 0);
-					assert_int_equal(member_core_recv_state(net->cores[to], a, al, net->now), 0);
-					assert_int_equal(member_core_recv_state(net->cores[i], b, bl, net->now), 0);
-					free(a);
-					free(b);
-				}
+				continue;
 			}
+			net_collect(net, i);
+			/* Take the list: delivering may add to it. */
+			struct held_list *h = &net->held[i];
+			size_t n = h->len;
+			batch = n ? realloc(batch, n * sizeof(*batch)) : batch;
+			assert_true(n == 0 || batch);
+			for (size_t k = 0; k < n; k++) {
+				batch[k] = h->v[k];
+				if (batch[k].o.kind == MEMBER_OUT_PACKET)
+					batch[k].o.data = batch[k].data;
+			}
+			h->len = 0;
+			any |= n > 0;
+			for (size_t k = 0; k < n; k++)
+				net_deliver(net, i, &batch[k].o);
 		}
-		if (!any)
+		if (!any) {
+			free(batch);
 			return;
+		}
 	}
+	free(batch);
 	fail_msg("network did not quiesce");
 }
 
@@ -142,8 +207,10 @@ static void net_run(struct net *net, uint64_t until)
 		if (next > net->now)
 			net->now = next;
 		for (size_t i = 0; i < net->n; i++)
-			if (!net->down[i] && member_core_next_deadline(net->cores[i]) <= net->now)
+			if (!net->down[i] && member_core_next_deadline(net->cores[i]) <= net->now) {
 				member_core_tick(net->cores[i], net->now);
+				net_collect(net, i);
+			}
 		net_pump(net);
 		for (size_t i = 0; i < net->n; i++)
 			if (member_core_health(net->cores[i]) > net->max_health[i])
@@ -173,6 +240,7 @@ static void net_join_all(struct net *net)
 {
 	for (size_t i = 1; i < net->n; i++) {
 		assert_int_equal(member_core_join(net->cores[i], &net->ids[0].addr, 1, net->now), 0);
+		net_collect(net, i);
 		net_pump(net);
 	}
 	net_run(net, net->now + 5000);
@@ -403,6 +471,56 @@ static void snapshot_is_the_encoded_state(void **state)
 	member_core_free(y);
 	free(buf);
 	net_free(&net);
+}
+
+/* Cores sharing one output space run exactly as with their own buffers,
+ * for a driver that polls all of a call's outputs before calling another
+ * core: the same events, packets and views through joins, a crash and the
+ * death it leads to. */
+static void shared_outputs_change_nothing(void **state)
+{
+	(void)state;
+	struct member_config cfg = cfg_default();
+	size_t bytes = member_core_shared_outputs_bytes(&cfg);
+	assert_int_equal(bytes % 64, 0);
+	uint8_t *space = aligned_alloc(64, bytes + 64);
+	assert_non_null(space);
+	struct net nets[2];
+	for (int v = 0; v < 2; v++) {
+		struct net *net = &nets[v];
+		net_init(net, 6, &cfg);
+		net->collect_first = true;
+		if (v == 1) {
+			assert_int_equal(member_core_share_outputs(net->cores[0], space + 8, bytes),
+					 SHOAL_EINVAL);
+			assert_int_equal(member_core_share_outputs(net->cores[0], space, bytes - 1),
+					 SHOAL_ETOOBIG);
+			for (size_t i = 0; i < net->n; i++)
+				assert_int_equal(member_core_share_outputs(net->cores[i], space, bytes), 0);
+		}
+		net_join_all(net);
+		net->down[5] = true;
+		net_run(net, net->now + 40000);
+	}
+	assert_true(nets[0].packets > 100);
+	assert_int_equal(nets[0].packets, nets[1].packets);
+	assert_memory_equal(nets[0].events, nets[1].events, sizeof(nets[0].events));
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(state_of(&nets[1], i, 5), MEMBER_DEAD);
+		for (size_t j = 0; j < 6; j++)
+			assert_int_equal(state_of(&nets[0], i, j), state_of(&nets[1], i, j));
+		const struct member_stats *a = member_core_stats(nets[0].cores[i]);
+		const struct member_stats *b = member_core_stats(nets[1].cores[i]);
+		assert_memory_equal(a, b, sizeof(*a));
+	}
+	/* a core with outputs not yet polled cannot start sharing */
+	struct member_core *x = member_core_new(&cfg, nets[1].dir, &nets[1].ids[5], 9, 5, nets[1].now);
+	assert_int_equal(member_core_join(x, &nets[1].ids[0].addr, 1, nets[1].now), 0);
+	assert_int_equal(member_core_share_outputs(x, space, bytes), SHOAL_ESTATE);
+	member_core_free(x);
+	net_free(&nets[0]);
+	net_free(&nets[1]);
+	free(space);
 }
 
 /* --- transitions ------------------------------------------------------------ */
@@ -998,6 +1116,7 @@ int main(void)
 		cmocka_unit_test(codec_rejects_bad_names),
 		cmocka_unit_test(state_round_trip_and_rejects),
 		cmocka_unit_test(snapshot_is_the_encoded_state),
+		cmocka_unit_test(shared_outputs_change_nothing),
 		cmocka_unit_test(join_converges_and_tags_travel),
 		cmocka_unit_test(crash_is_suspected_then_dead_everywhere),
 		cmocka_unit_test(suspicion_timeout_follows_lifeguard),
