@@ -851,8 +851,8 @@ static int await_release(struct demo *d, const char *what, const char *id, long 
 						 row_str(row, "reason"));
 				printf("  +%.1fs %s: %s\n", (double)at_ms[i] / 1000.0,
 				       d->nodes[i].name, want);
-			} else if (row && strcmp(state, "fetching") != 0 &&
-				   strcmp(state, want) != 0) {
+			} else if (row && strcmp(state, "announced") != 0 &&
+				   strcmp(state, "fetching") != 0 && strcmp(state, want) != 0) {
 				fail(d, "%s: %s shows it %s (%s), not %s", what, d->nodes[i].name,
 				     state, row_str(row, "reason"), want);
 				json_decref(keep);

@@ -212,6 +212,37 @@ static int load_verified(struct relmgr *m, const struct record *ann, int64_t now
 	return rc;
 }
 
+void relmgr_note_announced(struct relmgr *m, const struct record *ann)
+{
+	assert(m && ann);
+	struct announce a;
+	int64_t ts_v = 0, targ_v = 0;
+	if (announce_decode(ann->body, ann->body_len, &a) == 0)
+		for (uint8_t i = 0; i < a.count; i++) {
+			if (a.files[i].role == ANNOUNCE_TIMESTAMP)
+				ts_v = a.files[i].version;
+			if (a.files[i].role == ANNOUNCE_TARGETS)
+				targ_v = a.files[i].version;
+		}
+	pthread_mutex_lock(&m->mu);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(m->db,
+			       "INSERT INTO releases (ann_author, ann_seq, ts_version,"
+			       " targets_version, state, updated_ms) VALUES (?,?,?,?,'announced',?)"
+			       " ON CONFLICT (ann_author, ann_seq) DO NOTHING",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, ann->author, SHOAL_NODE_ID_BYTES, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)ann->seq);
+		sqlite3_bind_int64(st, 3, ts_v);
+		sqlite3_bind_int64(st, 4, targ_v);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)wall_ms());
+		if (sqlite3_step(st) != SQLITE_DONE)
+			log_warn("release_state_not_saved", "err=\"%s\"", sqlite3_errmsg(m->db));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
 bool relmgr_seen(struct relmgr *m, const struct record *ann)
 {
 	assert(m && ann);

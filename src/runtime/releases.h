@@ -57,6 +57,10 @@ int relmgr_ingest_repo(struct relmgr *m, const char *repo_dir, struct announce *
 /* True if this announce record was already processed (any final state). */
 bool relmgr_seen(struct relmgr *m, const struct record *announce);
 
+/* Lists an announce as `announced` (queued, not yet processed) unless it
+ * already has a state. */
+void relmgr_note_announced(struct relmgr *m, const struct record *announce);
+
 /* Processes one announce record end to end (see above). Returns 0 when the
  * release was verified and stored (*targets_version set), SHOAL_EBADSIG /
  * SHOAL_EREPLAY / SHOAL_EEXPIRED / ... when it was rejected (reason in

@@ -390,8 +390,10 @@ static void on_record_event(struct replica *r, const struct repl_event *ev)
 	if (feed_get(r->feed, ev->author, ev->seq, &e) != 0)
 		return;
 	if (ev->record_kind == RECORD_ANNOUNCE) {
-		if (!relmgr_seen(r->rel, &e.rec))
+		if (!relmgr_seen(r->rel, &e.rec)) {
+			relmgr_note_announced(r->rel, &e.rec);
 			queue_announce(r, &e.rec, ANNOUNCE_SETTLE_MS, 0);
+		}
 		return;
 	}
 	int64_t version;

@@ -132,11 +132,18 @@ static void good_release_is_verified_and_installed(void **state)
 	int64_t v = 0;
 	char err[512];
 	assert_false(relmgr_seen(f->m, &rec));
+	/* Queued: listed as announced, not yet seen through. */
+	relmgr_note_announced(f->m, &rec);
+	json_t *q;
+	assert_string_equal(state_of(f, &rec, &q), "announced");
+	json_decref(q);
+	assert_false(relmgr_seen(f->m, &rec));
 	int rc = relmgr_process(f->m, &rec, NOW_S, true, local_fetch, f, &v, err, sizeof(err));
 	if (rc)
 		fail_msg("process: %s", err);
 	assert_int_equal(v, 1);
 	assert_true(relmgr_seen(f->m, &rec));
+	relmgr_note_announced(f->m, &rec); /* a late duplicate changes nothing */
 	json_t *j;
 	assert_string_equal(state_of(f, &rec, &j), "verified");
 	json_t *row = json_array_get(json_object_get(j, "releases"), 0);
