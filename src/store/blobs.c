@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,11 @@
 
 /* Room for "/<hex>.part" after either directory. */
 #define BLOBS_DIR_BYTES (PATH_MAX - BLOB_HEX_BYTES - 8)
-#define BLOB_IO_BYTES 65536 /* read size when hashing or copying a blob */
+/* Read size when hashing or copying a blob; such buffers are malloc'ed,
+ * not _Thread_local: glibc allocates and zeroes a program's static TLS in
+ * every thread it starts, so a 64 KiB TLS buffer costs 64 KiB resident in
+ * each of the agent's threads. */
+#define BLOB_IO_BYTES 65536
 
 struct blobs {
 	char dir[BLOBS_DIR_BYTES];
@@ -99,30 +104,46 @@ int blobs_size(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES], uint64_t *s
 	return 0;
 }
 
-/* Hashes a file as it is on disk. */
-static int hash_file(const char *path, uint8_t out[BLOB_HASH_BYTES])
+/* Digests a file as it is on disk, reading it once. OpenSSL's digests, not
+ * libsodium's portable ones: SHA-256 runs ~6x faster here (SHA-NI), and a
+ * release is hashed by every node that receives it; libcrypto is loaded
+ * anyway (TLS streams). *size gets the bytes read when size is not NULL. */
+static int digest_file(const char *path, const EVP_MD *md, uint8_t *out, uint64_t *size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
-	crypto_hash_sha256_state st;
-	crypto_hash_sha256_init(&st);
-	uint8_t buf[65536];
-	for (;;) {
-		ssize_t r = read(fd, buf, sizeof(buf));
+	uint8_t *buf = malloc(BLOB_IO_BYTES);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = buf && ctx ? 0 : SHOAL_ENOMEM;
+	if (rc == 0 && EVP_DigestInit_ex(ctx, md, NULL) != 1)
+		rc = SHOAL_EIO;
+	uint64_t total = 0;
+	while (rc == 0) {
+		ssize_t r = read(fd, buf, BLOB_IO_BYTES);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
-			close(fd);
-			return SHOAL_EIO;
-		}
-		if (r == 0)
+		if (r < 0)
+			rc = SHOAL_EIO;
+		if (r <= 0)
 			break;
-		crypto_hash_sha256_update(&st, buf, (size_t)r);
+		if (EVP_DigestUpdate(ctx, buf, (size_t)r) != 1)
+			rc = SHOAL_EIO;
+		total += (uint64_t)r;
 	}
+	if (rc == 0 && EVP_DigestFinal_ex(ctx, out, NULL) != 1)
+		rc = SHOAL_EIO;
 	close(fd);
-	crypto_hash_sha256_final(&st, out);
-	return 0;
+	free(buf);
+	EVP_MD_CTX_free(ctx);
+	if (rc == 0 && size)
+		*size = total;
+	return rc;
+}
+
+static int hash_file(const char *path, uint8_t out[BLOB_HASH_BYTES])
+{
+	return digest_file(path, EVP_sha256(), out, NULL);
 }
 
 static int fsync_dir(const char *dir)
@@ -242,41 +263,7 @@ int blobs_sha512(struct blobs *b, const uint8_t hash[BLOB_HASH_BYTES],
 	assert(b && hash && out && size);
 	char path[PATH_MAX];
 	blob_path(b, hash, path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
-	crypto_hash_sha512_state st;
-	crypto_hash_sha512_init(&st);
-	/* On the heap, not _Thread_local: glibc allocates and zeroes a
-	 * program's static TLS in every thread it starts, so a 64 KiB TLS
-	 * buffer costs 64 KiB resident in each of the agent's threads. */
-	uint8_t *buf = malloc(BLOB_IO_BYTES);
-	if (buf == NULL) {
-		close(fd);
-		return SHOAL_ENOMEM;
-	}
-	uint64_t total = 0;
-	int rc = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf, BLOB_IO_BYTES);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = SHOAL_EIO;
-			break;
-		}
-		if (r == 0)
-			break;
-		crypto_hash_sha512_update(&st, buf, (size_t)r);
-		total += (uint64_t)r;
-	}
-	close(fd);
-	free(buf);
-	if (rc)
-		return rc;
-	crypto_hash_sha512_final(&st, out);
-	*size = total;
-	return 0;
+	return digest_file(path, EVP_sha512(), out, size);
 }
 
 static int copy_file(const char *src, const char *dst)
@@ -289,7 +276,7 @@ static int copy_file(const char *src, const char *dst)
 		close(in);
 		return SHOAL_EIO;
 	}
-	uint8_t *buf = malloc(BLOB_IO_BYTES); /* not _Thread_local: see blobs_sha512 */
+	uint8_t *buf = malloc(BLOB_IO_BYTES); /* see BLOB_IO_BYTES */
 	if (buf == NULL) {
 		close(in);
 		close(out);
