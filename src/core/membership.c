@@ -442,6 +442,7 @@ struct member_core {
 	size_t count;
 	size_t probe_pos;
 	size_t tab_cap;
+	bool outputs_shared; /* outq and arena in a member_core_share_outputs space */
 	struct member_stats stats;
 
 	/* --- cold: read on some paths only --- */
@@ -449,7 +450,6 @@ struct member_core {
 	size_t outq_cap;
 	size_t relays_cap;
 	bool tab_owned, order_owned; /* false: in memory the caller lent */
-	bool outputs_shared;         /* outq and arena in a member_core_share_outputs space */
 	size_t order_cap;
 	size_t live_count;   /* alive or suspect, self included */
 	size_t dead_count;   /* dead (not left) */
@@ -754,6 +754,9 @@ static uint32_t retransmit_limit(const struct member_core *c)
 	return limit < TIERS_MAX - 1 ? limit : TIERS_MAX - 1;
 }
 
+/* A tier's first vector size, kept when the tier empties. */
+#define TIER_KEEP 8
+
 /* Drops the holes of tier t, keeping the order. */
 static void tier_compact(struct member_core *c, struct tier *q)
 {
@@ -789,7 +792,7 @@ static int tier_append(struct member_core *c, uint32_t t, const struct bcast *b)
 		if (q->live * 2 <= q->len && q->len > 0) {
 			tier_compact(c, q);
 		} else {
-			uint32_t cap = q->cap ? q->cap * 2 : 8;
+			uint32_t cap = q->cap ? q->cap * 2 : TIER_KEEP;
 			if (cap > SHOAL_BROADCASTS_MAX)
 				cap = SHOAL_BROADCASTS_MAX;
 			struct bcast *v = cap > q->cap ? realloc(q->v, cap * sizeof(*v)) : NULL;
@@ -821,10 +824,15 @@ static void tier_remove(struct member_core *c, uint32_t t, uint32_t pos)
 	while (q->len > 0 && q->v[q->len - 1].kind == 0)
 		q->len--;
 	if (q->live == 0) {
-		free(q->v);
-		q->v = NULL;
-		q->cap = 0;
 		assert(q->len == 0);
+		/* A vector of the first size stays: single broadcasts pass
+		 * through every tier in turn, and freeing and allocating it at
+		 * each step was a malloc and a free per transmission. */
+		if (q->cap > TIER_KEEP) {
+			free(q->v);
+			q->v = NULL;
+			q->cap = 0;
+		}
 	} else if (q->live * 4 < q->cap && q->cap > 32) {
 		tier_compact(c, q);
 		struct bcast *v = realloc(q->v, (q->cap / 2) * sizeof(*v));
@@ -2427,9 +2435,8 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 		 * heap, the relays, our own entry and the probe order. */
 		if (c->tiers_count)
 			__builtin_prefetch(c->tiers);
-		if (c->outq)
+		if (c->outq && !c->outputs_shared) {
 			__builtin_prefetch(c->outq);
-		if (c->arena) {
 			size_t first = c->arena_cap < 1024 ? c->arena_cap : 1024;
 			for (size_t off = 0; off < first; off += 64)
 				__builtin_prefetch(c->arena + off, 1);
