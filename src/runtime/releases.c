@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shoal/file.h"
 #include "shoal/hex.h"
 #include "shoal/limits.h"
 #include "shoal/log.h"
@@ -408,23 +409,7 @@ static int read_meta(const char *repo_dir, const char *name, size_t max, uint8_t
 	char path[PATH_MAX];
 	if (snprintf(path, sizeof(path), "%s/metadata/%s", repo_dir, name) >= (int)sizeof(path))
 		return SHOAL_EINVAL;
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
-	uint8_t *buf = malloc(max + 1);
-	if (!buf) {
-		fclose(f);
-		return SHOAL_ENOMEM;
-	}
-	size_t n = fread(buf, 1, max + 1, f);
-	fclose(f);
-	if (n > max) {
-		free(buf);
-		return SHOAL_ETOOBIG;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
+	return shoal_read_file(path, max, out, len);
 }
 
 static int add_file(struct relmgr *m, struct announce *a, uint8_t role, uint32_t version,

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shoal/file.h"
 #include "shoal/hex.h"
 #include "shoal/limits.h"
 #include "shoal/log.h"
@@ -130,50 +131,6 @@ static int step_fail(struct upstream *u, int rc, const char *step, const char *f
 }
 
 /* ---- files ---- */
-
-static int read_file(const char *path, size_t max, uint8_t **out, size_t *len)
-{
-	assert(path && out && len);
-	*out = NULL;
-	*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
-	struct stat st;
-	int rc = 0;
-	uint8_t *buf = NULL;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rc = SHOAL_EIO;
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max) {
-		rc = SHOAL_ETOOBIG;
-		goto out;
-	}
-	size_t want = (size_t)st.st_size, got = 0;
-	buf = malloc(want ? want : 1);
-	if (!buf) {
-		rc = SHOAL_ENOMEM;
-		goto out;
-	}
-	while (got < want) {
-		ssize_t n = read(fd, buf + got, want - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = SHOAL_EIO;
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	*out = buf;
-	*len = got;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
-}
 
 static int write_all(int fd, const uint8_t *buf, size_t len)
 {
@@ -309,7 +266,7 @@ static void load_state(struct upstream *u)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int rc = read_file(u->state_path, SHOAL_UPSTREAM_STATE_BYTES_MAX, &buf, &len);
+	int rc = shoal_read_file(u->state_path, SHOAL_UPSTREAM_STATE_BYTES_MAX, &buf, &len);
 	if (rc == SHOAL_ENOTFOUND)
 		return;
 	json_t *j = rc == 0 ? json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
@@ -361,7 +318,7 @@ static int load_md(const char *dir, const char *name, enum tuf_type type, size_t
 	memset(md, 0, sizeof(*md));
 	if (pathf(path, sizeof(path), "%s/%s", dir, name) != 0)
 		return SHOAL_ETOOBIG;
-	int rc = read_file(path, max, &buf, &len);
+	int rc = shoal_read_file(path, max, &buf, &len);
 	if (rc == 0)
 		rc = tuf_md_parse(buf, len, type, md);
 	free(buf);
@@ -503,7 +460,7 @@ static int root_chain(struct upstream *u, const struct tuf_md *anchor, const str
 			rc = buf ? 0 : SHOAL_ENOMEM;
 			fetched = true;
 		} else {
-			rc = read_file(path, SHOAL_TUF_ROOT_BYTES_MAX, &buf, &len);
+			rc = shoal_read_file(path, SHOAL_TUF_ROOT_BYTES_MAX, &buf, &len);
 			if (rc == SHOAL_ENOTFOUND) {
 				snprintf(url, sizeof(url), "%s%s", u->md_url, name);
 				rc = tuf_fetch_curl_cancellable(&u->cancel, url, SHOAL_TUF_ROOT_BYTES_MAX,
@@ -581,7 +538,7 @@ static int place_target(struct upstream *u, const char *name)
 		return 0;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int rc = read_file(from, SHOAL_BLOB_BYTES_MAX, &buf, &len);
+	int rc = shoal_read_file(from, SHOAL_BLOB_BYTES_MAX, &buf, &len);
 	if (rc == 0) {
 		int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		rc = fd < 0 ? SHOAL_EIO : write_all(fd, buf, len);
@@ -618,7 +575,7 @@ static int layout(struct upstream *u, const struct tuf_md *anchor, const struct 
 		snprintf(name, sizeof(name), "%" PRId64 ".root.json", v);
 		rc = pathf(path, sizeof(path), "%s/%s", u->roots_dir, name);
 		if (rc == 0)
-			rc = read_file(path, SHOAL_TUF_ROOT_BYTES_MAX, &buf, &len);
+			rc = shoal_read_file(path, SHOAL_TUF_ROOT_BYTES_MAX, &buf, &len);
 		if (rc == 0)
 			rc = write_new(mdir, name, buf, len);
 		free(buf);

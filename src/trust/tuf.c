@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shoal/file.h"
 #include "shoal/hex.h"
 #include "shoal/log.h"
 #include "trust/cjson.h"
@@ -105,52 +106,6 @@ static int encode_name(const char *in, bool keep_slash, char *out, size_t out_si
 }
 
 /* ---- files ---- */
-
-/* Reads path if it exists and is at most max bytes. Returns 0,
- * SHOAL_ENOTFOUND, SHOAL_ETOOBIG, SHOAL_EIO or SHOAL_ENOMEM. */
-static int read_file(const char *path, size_t max, uint8_t **out, size_t *len)
-{
-	assert(path && out && len);
-	*out = NULL;
-	*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
-	struct stat st;
-	int rc = 0;
-	uint8_t *buf = NULL;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rc = SHOAL_EIO;
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max) {
-		rc = SHOAL_ETOOBIG;
-		goto out;
-	}
-	size_t want = (size_t)st.st_size, got = 0;
-	buf = malloc(want ? want : 1);
-	if (!buf) {
-		rc = SHOAL_ENOMEM;
-		goto out;
-	}
-	while (got < want) {
-		ssize_t n = read(fd, buf + got, want - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = SHOAL_EIO;
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	*out = buf;
-	*len = got;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
-}
 
 /* Writes dir/name atomically: a temp file in dir, fsync, rename, fsync dir. */
 static int write_atomic(const char *dir, const char *name, const uint8_t *buf, size_t len)
@@ -296,7 +251,7 @@ static int load_trusted_root(struct tuf_client *c)
 		return fail(c, SHOAL_ETOOBIG, "trusted root: path too long");
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int rc = read_file(path, SHOAL_TUF_ROOT_BYTES_MAX, &buf, &len);
+	int rc = shoal_read_file(path, SHOAL_TUF_ROOT_BYTES_MAX, &buf, &len);
 	if (rc)
 		return fail(c, rc, "trusted root: read %s", path);
 	rc = tuf_md_parse(buf, len, TUF_TYPE_ROOT, &c->root);
@@ -438,7 +393,7 @@ static bool load_local(struct tuf_client *c, const char *file, enum tuf_type typ
 		return false;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	if (read_file(path, max, &buf, &len) != 0)
+	if (shoal_read_file(path, max, &buf, &len) != 0)
 		return false;
 	int rc = tuf_md_parse(buf, len, type, md);
 	free(buf);
@@ -867,7 +822,7 @@ int tuf_client_download_target(struct tuf_client *c, const struct tuf_target *t,
 		return fail(c, SHOAL_ETOOBIG, "target %s: path too long", t->name);
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	if (read_file(path, (size_t)t->length, &buf, &len) == 0) {
+	if (shoal_read_file(path, (size_t)t->length, &buf, &len) == 0) {
 		int ok = tuf_check_hashes(buf, len, hashes, true, t->length);
 		free(buf);
 		if (ok == 0)
