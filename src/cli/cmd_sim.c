@@ -399,7 +399,7 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
 /* Puts the heap on transparent huge pages. A 10,000-node run keeps about
  * a gigabyte of small allocations (the cores, their broadcast queues and
  * suspicions) that every event reads at random; on 4 KiB pages nearly each
- * of those reads also missed the TLB (about 15% of the run's CPU time).
+ * of those reads also missed the TLB (10-15% of the run's CPU time).
  * The heap is grown once by `bytes` (address space; pages are only used
  * when touched) and that mapping is advised; what the heap needs beyond it
  * is on 4 KiB pages. The effect of GLIBC_TUNABLES=glibc.malloc.hugetlb=1,

@@ -62,8 +62,14 @@ _Static_assert(SHOAL_SUSPICIONS_MAX < NONE16, "suspicion slots are 16-bit");
 struct member_dir {
 	uint8_t (*ids)[SHOAL_NODE_ID_BYTES]; /* compact copy: what lookups touch */
 	struct member_identity *idents;
+	/* The size of each identity's push-pull state entry, kept with the
+	 * identity (dir_identity_changed) so that a state's size costs no
+	 * pass over the identities. */
+	uint8_t *entry_bytes;
 	size_t count, cap;
-	uint32_t *index; /* open addressing, gid or NONE32; at most half full */
+	uint64_t *index; /* open addressing, at most half full: a slot holds the
+			  * id hash's high half (a tag, compared before the id)
+			  * and the gid, or SLOT_EMPTY */
 	size_t index_cap;
 };
 
@@ -83,12 +89,18 @@ static uint64_t id_hash(const uint8_t id[SHOAL_NODE_ID_BYTES])
 
 /* Ids are compared on every lookup: four word compares, no call (this is
  * not a secret comparison: ids are public keys). */
-static bool id_equal(const uint8_t a[SHOAL_NODE_ID_BYTES], const uint8_t b[SHOAL_NODE_ID_BYTES])
+static inline uint64_t load64(const uint8_t *p)
 {
-	uint64_t x[4], y[4];
-	memcpy(x, a, sizeof(x));
-	memcpy(y, b, sizeof(y));
-	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline bool id_equal(const uint8_t a[SHOAL_NODE_ID_BYTES],
+			    const uint8_t b[SHOAL_NODE_ID_BYTES])
+{
+	return ((load64(a) ^ load64(b)) | (load64(a + 8) ^ load64(b + 8)) |
+		(load64(a + 16) ^ load64(b + 16)) | (load64(a + 24) ^ load64(b + 24))) == 0;
 }
 
 struct member_dir *member_dir_new(void)
@@ -102,23 +114,61 @@ void member_dir_free(struct member_dir *d)
 		return;
 	free(d->ids);
 	free(d->idents);
+	free(d->entry_bytes);
 	free(d->index);
 	free(d);
+}
+
+/* The encoded size of one state entry for identity id (wire.h's entry:
+ * id, addr, name, tags, incarnation, state), as wire_put_state_entry
+ * writes it. */
+static size_t state_entry_bytes(const struct member_identity *id)
+{
+	size_t n = SHOAL_NODE_ID_BYTES + (id->addr.family == SHOAL_AF_INET6 ? 19 : 7) + 1 +
+		   strnlen(id->name, SHOAL_NAME_BYTES_MAX) + 1 + 4 + 1;
+	for (uint8_t t = 0; t < id->tags_count; t++)
+		n += 1 + strnlen(id->tags[t], SHOAL_TAG_BYTES_MAX);
+	return n;
+}
+
+/* Every change of an identity in the directory ends here. */
+static void dir_identity_changed(struct member_dir *d, uint32_t gid)
+{
+	assert(gid < d->count);
+	size_t n = state_entry_bytes(&d->idents[gid]);
+	assert(n <= UINT8_MAX);
+	d->entry_bytes[gid] = (uint8_t)n;
+}
+
+#define SLOT_EMPTY UINT64_MAX
+
+static uint64_t slot_of(uint64_t h, uint32_t gid)
+{
+	return (h & ~(uint64_t)UINT32_MAX) | gid;
+}
+
+static uint32_t slot_gid(uint64_t slot) { return (uint32_t)slot; }
+
+/* Whether slot (not empty) may hold the id of hash h: the tags agree. */
+static bool slot_tag_matches(uint64_t slot, uint64_t h)
+{
+	return ((slot ^ h) >> 32) == 0;
 }
 
 static int dir_grow_index(struct member_dir *d, size_t cap)
 {
 	assert((cap & (cap - 1)) == 0);
 	assert(cap >= 2 * d->count);
-	uint32_t *idx = malloc(cap * sizeof(*idx));
+	uint64_t *idx = malloc(cap * sizeof(*idx));
 	if (!idx)
 		return SHOAL_ENOMEM;
 	memset(idx, 0xff, cap * sizeof(*idx));
 	for (size_t g = 0; g < d->count; g++) {
-		size_t s = id_hash(d->ids[g]) & (cap - 1);
-		while (idx[s] != NONE32)
+		uint64_t h = id_hash(d->ids[g]);
+		size_t s = h & (cap - 1);
+		while (idx[s] != SLOT_EMPTY)
 			s = (s + 1) & (cap - 1);
-		idx[s] = (uint32_t)g;
+		idx[s] = slot_of(h, (uint32_t)g);
 	}
 	free(d->index);
 	d->index = idx;
@@ -137,6 +187,10 @@ static int dir_grow(struct member_dir *d, size_t cap)
 	if (!idents)
 		return SHOAL_ENOMEM;
 	d->idents = idents;
+	uint8_t *eb = realloc(d->entry_bytes, cap);
+	if (!eb)
+		return SHOAL_ENOMEM;
+	d->entry_bytes = eb;
 	d->cap = cap;
 	return 0;
 }
@@ -163,10 +217,9 @@ static uint32_t dir_find_h(const struct member_dir *d, const uint8_t id[SHOAL_NO
 	if (!d->index_cap)
 		return NONE32;
 	size_t s = h & (d->index_cap - 1);
-	while (d->index[s] != NONE32) {
-		if (id_equal(d->ids[d->index[s]], id))
-			return d->index[s];
-		s = (s + 1) & (d->index_cap - 1);
+	for (uint64_t slot; (slot = d->index[s]) != SLOT_EMPTY; s = (s + 1) & (d->index_cap - 1)) {
+		if (slot_tag_matches(slot, h) && id_equal(d->ids[slot_gid(slot)], id))
+			return slot_gid(slot);
 	}
 	return NONE32;
 }
@@ -177,7 +230,8 @@ static uint32_t dir_peek(const struct member_dir *d, uint64_t h)
 {
 	if (!d->index_cap)
 		return NONE32;
-	return d->index[h & (d->index_cap - 1)];
+	uint64_t slot = d->index[h & (d->index_cap - 1)];
+	return slot != SLOT_EMPTY && slot_tag_matches(slot, h) ? slot_gid(slot) : NONE32;
 }
 
 uint32_t member_dir_find(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES])
@@ -201,11 +255,12 @@ static uint32_t dir_intern_h(struct member_dir *d, const uint8_t id[SHOAL_NODE_I
 	g = (uint32_t)d->count++;
 	memset(&d->idents[g], 0, sizeof(d->idents[g]));
 	memcpy(d->idents[g].id, id, SHOAL_NODE_ID_BYTES);
+	dir_identity_changed(d, g);
 	memcpy(d->ids[g], id, SHOAL_NODE_ID_BYTES);
 	size_t s = h & (d->index_cap - 1);
-	while (d->index[s] != NONE32)
+	while (d->index[s] != SLOT_EMPTY)
 		s = (s + 1) & (d->index_cap - 1);
-	d->index[s] = g;
+	d->index[s] = slot_of(h, g);
 	return g;
 }
 
@@ -470,6 +525,14 @@ struct member_core {
 	uint32_t seq;
 
 	uint64_t gossip_origin_ms; /* gossip ticks fall on origin + k * interval */
+
+	/* log(i) for i = 1 .. CONFIRMERS_MAX + 1, computed once: a suspicion
+	 * timeout needs log(n + 1) / log(k + 1), and at 10,000 nodes every
+	 * confirmation computed four logarithms (5% of a run's instructions). */
+	double ln_small[CONFIRMERS_MAX + 2];
+	/* A suspicion's minimum timeout for susp_min_count members. */
+	size_t susp_min_count;
+	uint32_t susp_min_ms;
 
 	struct member_config cfg;
 };
@@ -772,12 +835,11 @@ static void tier_compact(struct member_core *c, struct tier *q)
 	q->len = j;
 }
 
-/* Appends b as the newest of tier t and points its member at it. Returns 0
- * or SHOAL_ENOMEM. */
-static int tier_append(struct member_core *c, uint32_t t, const struct bcast *b)
+/* Makes room for one more broadcast in tier t (creating tiers up to t,
+ * compacting or growing its vector). Returns 0 or SHOAL_ENOMEM. */
+static int tier_make_room(struct member_core *c, uint32_t t)
 {
 	assert(t < TIERS_MAX);
-	assert(b->kind != 0);
 	if (t >= c->tiers_count) {
 		size_t count = (size_t)t + 1;
 		struct tier *n = realloc(c->tiers, count * sizeof(*n));
@@ -802,6 +864,18 @@ static int tier_append(struct member_core *c, uint32_t t, const struct bcast *b)
 			q->cap = cap;
 		}
 	}
+	return 0;
+}
+
+/* Appends b as the newest of tier t and points its member at it. Returns 0
+ * or SHOAL_ENOMEM. */
+static inline int tier_append(struct member_core *c, uint32_t t, const struct bcast *b)
+{
+	assert(b->kind != 0);
+	if ((t >= c->tiers_count || c->tiers[t].len == c->tiers[t].cap) &&
+	    tier_make_room(c, t) != 0)
+		return SHOAL_ENOMEM;
+	struct tier *q = &c->tiers[t];
 	assert(q->len < q->cap);
 	struct member *m = &c->tab[b->gid];
 	m->bc_tier = (uint8_t)t;
@@ -811,16 +885,13 @@ static int tier_append(struct member_core *c, uint32_t t, const struct bcast *b)
 	return 0;
 }
 
-/* Takes the broadcast at (t, pos) out of its tier; its member's link is the
- * caller's to clear. A tier that is mostly empty gives memory back: a wave
- * of broadcasts passes through every tier in turn, and 10,000 cores each
- * keeping every tier at its peak would hold the wave many times over. */
-static void tier_remove(struct member_core *c, uint32_t t, uint32_t pos)
+/* After items of tier t became holes: drops trailing holes, and gives
+ * memory back from a tier that is mostly empty: a wave of broadcasts passes
+ * through every tier in turn, and 10,000 cores each keeping every tier at
+ * its peak would hold the wave many times over. */
+static void tier_settle(struct member_core *c, uint32_t t)
 {
 	struct tier *q = &c->tiers[t];
-	assert(pos < q->len && q->v[pos].kind != 0);
-	q->v[pos].kind = 0;
-	q->live--;
 	while (q->len > 0 && q->v[q->len - 1].kind == 0)
 		q->len--;
 	if (q->live == 0) {
@@ -841,6 +912,17 @@ static void tier_remove(struct member_core *c, uint32_t t, uint32_t pos)
 			q->cap /= 2;
 		}
 	}
+}
+
+/* Takes the broadcast at (t, pos) out of its tier; its member's link is the
+ * caller's to clear. */
+static void tier_remove(struct member_core *c, uint32_t t, uint32_t pos)
+{
+	struct tier *q = &c->tiers[t];
+	assert(pos < q->len && q->v[pos].kind != 0);
+	q->v[pos].kind = 0;
+	q->live--;
+	tier_settle(c, t);
 }
 
 /* Drops m's queued broadcast, if any. */
@@ -945,7 +1027,9 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 {
 	uint32_t limit = retransmit_limit(c);
 	unsigned added = 0;
-	uint16_t sent[SHOAL_MSGS_PER_PACKET_MAX]; /* gids */
+	/* where each sent broadcast is: tier and position */
+	uint16_t sent_pos[SHOAL_MSGS_PER_PACKET_MAX];
+	uint8_t sent_tier[SHOAL_MSGS_PER_PACKET_MAX];
 	unsigned misfits = 0;
 	enum { MISFITS_MAX = 8, AHEAD = 6 };
 	struct wire_msg m;
@@ -954,7 +1038,8 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 	if (me->bc_pos != NONE16 && room_msgs > 0) {
 		const struct bcast *b = &c->tiers[me->bc_tier].v[me->bc_pos];
 		if (bcast_encode(c, b, w, &m)) {
-			sent[added++] = b->gid;
+			sent_tier[added] = me->bc_tier;
+			sent_pos[added++] = me->bc_pos;
 			own_first = true;
 		}
 	}
@@ -980,8 +1065,10 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 			}
 			if (b->kind == 0 || (own_first && b->gid == c->self_gid))
 				continue;
-			if (bcast_encode(c, b, w, &m))
-				sent[added++] = b->gid;
+			if (bcast_encode(c, b, w, &m)) {
+				sent_tier[added] = (uint8_t)t;
+				sent_pos[added++] = (uint16_t)p;
+			}
 			else if (++misfits >= MISFITS_MAX || w->cap - w->len < 3 + 4 + 32) {
 				/* The packet is as good as full: stop walking the queue
 				 * (it may hold thousands of broadcasts). */
@@ -992,19 +1079,31 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 done:
 	/* Move the sent ones up a tier after the walk, so an item is sent once
 	 * per packet; each becomes the newest of its new tier, in walk order.
-	 * Each is found through its member: removing and appending may compact
-	 * a tier and move the others. */
+	 * First every one becomes a hole where it was (the positions stay
+	 * valid while nothing is appended), then each is appended (which may
+	 * compact a tier: positions are no longer needed), then the tiers they
+	 * left drop their trailing holes. The order of every tier is the same
+	 * as moving them one by one. */
+	struct bcast moved[SHOAL_MSGS_PER_PACKET_MAX];
 	for (unsigned k = 0; k < added; k++) {
-		struct member *mb = &c->tab[sent[k]];
-		assert(mb->bc_pos != NONE16);
-		uint32_t t = mb->bc_tier;
-		struct bcast b = c->tiers[t].v[mb->bc_pos];
-		assert(b.gid == sent[k]);
-		tier_remove(c, t, mb->bc_pos);
-		mb->bc_pos = NONE16;
-		if (t + 1 >= limit || tier_append(c, t + 1, &b) != 0)
+		struct tier *q = &c->tiers[sent_tier[k]];
+		struct bcast *b = &q->v[sent_pos[k]];
+		assert(b->kind != 0);
+		moved[k] = *b;
+		b->kind = 0;
+		q->live--;
+		c->tab[moved[k].gid].bc_pos = NONE16;
+	}
+	uint32_t settle_lo = UINT32_MAX, settle_hi = 0;
+	for (unsigned k = 0; k < added; k++) {
+		uint32_t t = sent_tier[k];
+		settle_lo = t < settle_lo ? t : settle_lo;
+		settle_hi = t > settle_hi ? t : settle_hi;
+		if (t + 1 >= limit || tier_append(c, t + 1, &moved[k]) != 0)
 			c->bc_count--;
 	}
+	for (uint32_t t = settle_lo; added > 0 && t <= settle_hi; t++)
+		tier_settle(c, t);
 	return added;
 }
 
@@ -1167,7 +1266,8 @@ static uint64_t suspicion_timeout(const struct member_core *c, const struct susp
 	uint64_t max_ms = (uint64_t)c->cfg.suspicion_max_timeout_mult * min_ms;
 	if (s->k < 1)
 		return min_ms;
-	double frac = log((double)n + 1.0) / log((double)s->k + 1.0);
+	assert(n <= s->k && s->k <= CONFIRMERS_MAX);
+	double frac = c->ln_small[n + 1] / c->ln_small[s->k + 1];
 	double raw = (double)max_ms - frac * (double)(max_ms - min_ms);
 	uint64_t t = (uint64_t)floor(raw);
 	return t < min_ms ? min_ms : t;
@@ -1211,11 +1311,16 @@ static void suspicion_start(struct member_core *c, uint32_t gid, struct member *
 		k = 0;
 	if (k > CONFIRMERS_MAX)
 		k = CONFIRMERS_MAX;
-	double scale = log10((double)(n > 1 ? n : 1));
-	if (scale < 1.0)
-		scale = 1.0;
+	if (c->susp_min_count != n) {
+		/* Recomputed only when the member count has changed. */
+		double scale = log10((double)(n > 1 ? n : 1));
+		if (scale < 1.0)
+			scale = 1.0;
+		c->susp_min_ms = (uint32_t)(c->cfg.suspicion_mult * scale * c->cfg.probe_interval_ms);
+		c->susp_min_count = n;
+	}
 	s->k = (uint8_t)k;
-	s->min_ms = (uint32_t)(c->cfg.suspicion_mult * scale * c->cfg.probe_interval_ms);
+	s->min_ms = c->susp_min_ms;
 	s->deadline_ms = now + suspicion_timeout(c, s, 0);
 	if (sheap_push(c, skey(s->deadline_ms, slot)) != 0) {
 		s->used = false;
@@ -1288,6 +1393,7 @@ static void identity_store(struct member_core *c, uint32_t gid, const struct wir
 	memcpy(id->name, w->name, sizeof(id->name));
 	id->tags_count = w->tags_count;
 	memcpy(id->tags, w->tags, sizeof(id->tags));
+	dir_identity_changed(c->dir, gid);
 }
 
 static void refute(struct member_core *c, uint32_t accused_inc, uint64_t now)
@@ -1742,6 +1848,8 @@ struct member_core *member_core_new(const struct member_config *cfg,
 	if (c->cfg.awareness_max_multiplier < 1)
 		c->cfg.awareness_max_multiplier = 1;
 	c->dir = dir;
+	for (size_t i = 1; i < sizeof(c->ln_small) / sizeof(c->ln_small[0]); i++)
+		c->ln_small[i] = log((double)i);
 	rng_seed(&c->rng, seed);
 	c->incarnation = incarnation;
 	c->susp_free = NONE16;
@@ -1754,6 +1862,7 @@ struct member_core *member_core_new(const struct member_config *cfg,
 	}
 	struct member_identity *me = (struct member_identity *)member_dir_get(dir, c->self_gid);
 	*me = *self;
+	dir_identity_changed(dir, c->self_gid);
 	struct member *m = member_add(c, c->self_gid, incarnation, MEMBER_ALIVE, now_ms);
 	if (!m) {
 		member_core_free(c);
@@ -1830,11 +1939,6 @@ int member_core_leave(struct member_core *c, uint64_t now_ms)
 	return 0;
 }
 
-static bool names_subject(const struct wire_msg *m)
-{
-	return m->type == WIRE_ALIVE || m->type == WIRE_SUSPECT || m->type == WIRE_DEAD;
-}
-
 /* Whether a SUSPECT or DEAD about m (NULL: unknown) at inc is ignored
  * whoever sent it: on_suspect's and on_dead's first checks, made before the
  * sender's id is looked up. */
@@ -1847,17 +1951,31 @@ static bool accusation_ignored(const struct member *m, uint8_t type, uint32_t in
 	return m->susp == NONE16 && m->state != MEMBER_ALIVE;
 }
 
+/* The subject id of an ALIVE (decoded into m), SUSPECT or DEAD (in place). */
+static const uint8_t *item_subject(const struct wire_item *it, const struct wire_msg *m)
+{
+	return it->type == WIRE_ALIVE ? m->id : wire_item_id(it);
+}
+
+static bool item_names_subject(const struct wire_item *it)
+{
+	return it->type == WIRE_ALIVE || it->type == WIRE_SUSPECT || it->type == WIRE_DEAD;
+}
+
 int member_core_recv_packet(struct member_core *c,
 			    const uint8_t from_id[SHOAL_NODE_ID_BYTES],
 			    const struct shoal_addr *from,
 			    const uint8_t *payload, size_t len, uint64_t now_ms)
 {
+	/* The fixed-layout messages (nearly all) are read in place; only
+	 * ALIVE and PING_REQ are decoded, into msgs. */
 	static _Thread_local struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
+	struct wire_item items[SHOAL_MSGS_PER_PACKET_MAX];
 	uint64_t hs[SHOAL_MSGS_PER_PACKET_MAX]; /* subject id hashes */
 	uint32_t gids[SHOAL_MSGS_PER_PACKET_MAX];
 	size_t n = 0;
 	out_compact(c);
-	int err = wire_decode_payload(payload, len, msgs, &n);
+	int err = wire_scan_payload(payload, len, items, msgs, &n);
 	if (err) {
 		c->stats.packets_malformed++;
 		return err;
@@ -1874,14 +1992,14 @@ int member_core_recv_packet(struct member_core *c,
 	 * messages can overlap instead of following one another. */
 	const struct member_dir *d = c->dir;
 	for (size_t i = 0; i < n; i++) {
-		if (!names_subject(&msgs[i]))
+		if (!item_names_subject(&items[i]))
 			continue;
-		hs[i] = id_hash(msgs[i].id);
+		hs[i] = id_hash(item_subject(&items[i], &msgs[i]));
 		if (d->index_cap)
 			__builtin_prefetch(&d->index[hs[i] & (d->index_cap - 1)]);
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!names_subject(&msgs[i]))
+		if (!item_names_subject(&items[i]))
 			continue;
 		uint32_t likely = dir_peek(d, hs[i]);
 		if (likely != NONE32) {
@@ -1891,14 +2009,16 @@ int member_core_recv_packet(struct member_core *c,
 		}
 	}
 	for (size_t i = 0; i < n; i++)
-		gids[i] = names_subject(&msgs[i]) ? dir_find_h(d, msgs[i].id, hs[i]) : NONE32;
+		gids[i] = item_names_subject(&items[i])
+				  ? dir_find_h(d, item_subject(&items[i], &msgs[i]), hs[i])
+				  : NONE32;
 	/* The entries are (being) loaded: for the messages that will change
 	 * something, start loading the suspicion and the queued broadcast
 	 * they will touch. */
 	for (size_t i = 0; i < n; i++) {
 		const struct member *sm = find(c, gids[i]);
-		if (!sm || (msgs[i].type != WIRE_ALIVE &&
-			    accusation_ignored(sm, msgs[i].type, msgs[i].incarnation)))
+		if (!sm || (items[i].type != WIRE_ALIVE &&
+			    accusation_ignored(sm, items[i].type, wire_item_u32(&items[i]))))
 			continue;
 		if (sm->susp != NONE16)
 			__builtin_prefetch(susp_at(c, sm->susp));
@@ -1919,36 +2039,37 @@ int member_core_recv_packet(struct member_core *c,
 	const uint8_t *self_id = dir_id(c->dir, c->self_gid);
 	bool stale_about_me = false;
 	for (size_t i = 0; i < n; i++) {
-		const struct wire_msg *m = &msgs[i];
+		const struct wire_item *it = &items[i];
+		const struct wire_msg *m = &msgs[i]; /* ALIVE, PING_REQ only */
 		/* An earlier ALIVE in this packet may have added the subject. */
 		uint32_t gid = gids[i];
-		if (gid == NONE32 && names_subject(m))
-			gid = dir_find_h(d, m->id, hs[i]);
-		switch (m->type) {
+		if (gid == NONE32 && item_names_subject(it))
+			gid = dir_find_h(d, item_subject(it, m), hs[i]);
+		switch (it->type) {
 		case WIRE_PING: {
-			if (memcmp(m->id, self_id, SHOAL_NODE_ID_BYTES) != 0) {
+			if (!id_equal(wire_item_id(it), self_id)) {
 				c->stats.msgs_ignored++;
 				break;
 			}
 			struct wire_msg ack;
 			memset(&ack, 0, sizeof(ack));
 			ack.type = WIRE_ACK;
-			ack.seq = m->seq;
+			ack.seq = wire_item_u32(it);
 			send_one(c, from_gid, from, &ack);
 			break;
 		}
 		case WIRE_PING_REQ:
-			if (memcmp(m->id, self_id, SHOAL_NODE_ID_BYTES) == 0) {
+			if (id_equal(m->id, self_id)) {
 				c->stats.msgs_ignored++;
 				break;
 			}
 			on_ping_req(c, from_gid, from, m, now_ms);
 			break;
 		case WIRE_ACK:
-			on_ack(c, m->seq, now_ms);
+			on_ack(c, wire_item_u32(it), now_ms);
 			break;
 		case WIRE_NACK:
-			if (c->stage == PROBE_INDIRECT && m->seq == c->probe_seq &&
+			if (c->stage == PROBE_INDIRECT && wire_item_u32(it) == c->probe_seq &&
 			    c->nacks_got < c->nacks_expected)
 				c->nacks_got++;
 			else
@@ -1959,23 +2080,24 @@ int member_core_recv_packet(struct member_core *c,
 			break;
 		case WIRE_SUSPECT:
 		case WIRE_DEAD: {
+			uint32_t inc = wire_item_u32(it);
 			/* Most accusations a node hears repeat what it knows; those
 			 * need no lookup of their sender. */
-			if (accusation_ignored(find(c, gid), m->type, m->incarnation)) {
-				if (gid == c->self_gid && m->incarnation < c->incarnation)
+			if (accusation_ignored(find(c, gid), it->type, inc)) {
+				if (gid == c->self_gid && inc < c->incarnation)
 					stale_about_me = true;
 				c->stats.msgs_ignored++;
 				break;
 			}
-			uint32_t by = member_dir_intern(c->dir, m->from_id);
+			uint32_t by = member_dir_intern(c->dir, wire_item_from(it));
 			if (by == NONE32) {
 				c->stats.msgs_ignored++;
 				break;
 			}
-			if (m->type == WIRE_SUSPECT)
-				on_suspect(c, gid, m->incarnation, by, now_ms);
+			if (it->type == WIRE_SUSPECT)
+				on_suspect(c, gid, inc, by, now_ms);
 			else
-				on_dead(c, gid, m->incarnation, by, now_ms);
+				on_dead(c, gid, inc, by, now_ms);
 			break;
 		}
 		default:
@@ -2171,17 +2293,6 @@ int member_core_recv_state(struct member_core *c, const uint8_t *state,
 	return 0;
 }
 
-/* The encoded size of one state entry for identity id (wire.h's entry:
- * id, addr, name, tags, incarnation, state), as wire_put_state_entry
- * writes it. */
-static size_t state_entry_bytes(const struct member_identity *id)
-{
-	size_t n = SHOAL_NODE_ID_BYTES + (id->addr.family == SHOAL_AF_INET6 ? 19 : 7) + 1 +
-		   strnlen(id->name, SHOAL_NAME_BYTES_MAX) + 1 + 4 + 1;
-	for (uint8_t t = 0; t < id->tags_count; t++)
-		n += 1 + strnlen(id->tags[t], SHOAL_TAG_BYTES_MAX);
-	return n;
-}
 
 int member_core_snapshot_state(const struct member_core *c, struct member_state_entry *out,
 			       size_t room, size_t *count, size_t *encoded_bytes)
@@ -2197,13 +2308,12 @@ int member_core_snapshot_state(const struct member_core *c, struct member_state_
 			/* In probe order the table entries are scattered. */
 			uint32_t ahead = c->order[i + AHEAD];
 			__builtin_prefetch(&c->tab[ahead]);
-			__builtin_prefetch(&c->dir->idents[ahead]);
 		}
 		const struct member *m = &c->tab[gid];
 		out[i].gid = gid;
 		out[i].incarnation = gid == c->self_gid ? c->incarnation : m->incarnation;
 		out[i].state = m->state;
-		bytes += state_entry_bytes(member_dir_get(c->dir, gid));
+		bytes += c->dir->entry_bytes[gid];
 	}
 	*count = c->count;
 	if (encoded_bytes)
@@ -2231,11 +2341,14 @@ int member_core_recv_snapshot(struct member_core *c, const struct member_state_e
 			continue;
 		}
 		/* The identity the encoding would have carried: the shared
-		 * directory's, which the sender's encoder reads too. */
+		 * directory's, which the sender's encoder reads too.
+		 * merge_apply reads only the incarnation of a SUSPECT, DEAD or
+		 * LEFT entry about a member this core knows. */
 		struct wire_msg a;
 		a.type = WIRE_ALIVE;
 		a.incarnation = es[i].incarnation;
-		fill_node_msg(c, gid, &a);
+		if (es[i].state == MEMBER_ALIVE || !m)
+			fill_node_msg(c, gid, &a);
 		merge_apply(c, gid, m, &a, es[i].state, now_ms);
 	}
 	merge_done(c, was_alone, now_ms);

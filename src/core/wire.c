@@ -158,8 +158,12 @@ static bool decode_body(uint8_t type, struct rd *b, struct wire_msg *m)
 	}
 }
 
-int wire_decode_payload(const uint8_t *p, size_t len, struct wire_msg *msgs,
-			size_t *count)
+/* The one payload checker behind wire_decode_payload and
+ * wire_scan_payload. items (optional): where each message's body is.
+ * fill_all: decode every message into msgs; otherwise only PING_REQ and
+ * ALIVE (the layouts that need decoding to be checked). */
+static int scan_payload(const uint8_t *p, size_t len, struct wire_item *items,
+			struct wire_msg *msgs, size_t *count, bool fill_all)
 {
 	struct rd r = rd_init(p, len);
 	uint8_t version, n;
@@ -185,20 +189,27 @@ int wire_decode_payload(const uint8_t *p, size_t len, struct wire_msg *msgs,
 		struct rd body = rd_init(r.p + 3, body_len);
 		r.p += 3 + body_len;
 		r.len -= 3 + body_len;
+		bool known = type >= WIRE_PING && type <= WIRE_DEAD;
+		if (items) {
+			items[i].body = body.p;
+			items[i].len = (uint16_t)body_len;
+			items[i].type = known ? type : 0;
+		}
 		struct wire_msg *m = &msgs[i];
-		memset(m, 0, sizeof(*m));
-		if (type < WIRE_PING || type > WIRE_DEAD) {
-			m->type = 0; /* unknown: skipped by length */
-			continue;
-		}
-		m->type = type;
-		size_t fixed = fixed_body_bytes(type);
-		if (fixed) {
-			if (body_len != fixed)
+		size_t fixed = known ? fixed_body_bytes(type) : 0;
+		if (!known || fixed) {
+			if (fixed && body_len != fixed)
 				return SHOAL_EPROTO;
-			decode_fixed(type, body.p, m);
+			if (fill_all) {
+				memset(m, 0, sizeof(*m));
+				m->type = known ? type : 0; /* unknown: skipped by length */
+				if (known)
+					decode_fixed(type, body.p, m);
+			}
 			continue;
 		}
+		memset(m, 0, sizeof(*m));
+		m->type = type;
 		if (!decode_body(type, &body, m) || !rd_empty(&body))
 			return SHOAL_EPROTO;
 	}
@@ -206,6 +217,18 @@ int wire_decode_payload(const uint8_t *p, size_t len, struct wire_msg *msgs,
 		return SHOAL_ETRAILING;
 	*count = n;
 	return 0;
+}
+
+int wire_decode_payload(const uint8_t *p, size_t len, struct wire_msg *msgs,
+			size_t *count)
+{
+	return scan_payload(p, len, NULL, msgs, count, true);
+}
+
+int wire_scan_payload(const uint8_t *p, size_t len, struct wire_item *items,
+		      struct wire_msg *msgs, size_t *count)
+{
+	return scan_payload(p, len, items, msgs, count, false);
 }
 
 void wire_put_msg(struct wr *w, const struct wire_msg *m)

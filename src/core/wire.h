@@ -73,6 +73,35 @@ struct wire_msg {
 int wire_decode_payload(const uint8_t *p, size_t len, struct wire_msg *msgs,
 			size_t *count);
 
+/* One message of a payload where wire_scan_payload found it. */
+struct wire_item {
+	const uint8_t *body; /* in the payload */
+	uint16_t len;
+	uint8_t type;        /* enum wire_type, or 0 for a skipped unknown type */
+};
+
+/* Checks a whole payload exactly as wire_decode_payload does (the same
+ * checks, the same errors) but copies only what needs decoding to be
+ * checked: items[i] says where each message's body is, and PING_REQ and
+ * ALIVE are decoded into msgs[i] (the other msgs[] are untouched). The
+ * fixed layouts are then read in place: wire_item_u32 (seq of PING, ACK
+ * and NACK; incarnation of SUSPECT and DEAD), wire_item_id (PING target,
+ * SUSPECT and DEAD subject) and wire_item_from (SUSPECT and DEAD). For the
+ * receiver of nearly every packet: gossip is mostly SUSPECT and DEAD. */
+int wire_scan_payload(const uint8_t *p, size_t len, struct wire_item *items,
+		      struct wire_msg *msgs, size_t *count);
+
+static inline uint32_t wire_item_u32(const struct wire_item *it)
+{
+	const uint8_t *b = it->body;
+	return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+}
+static inline const uint8_t *wire_item_id(const struct wire_item *it) { return it->body + 4; }
+static inline const uint8_t *wire_item_from(const struct wire_item *it)
+{
+	return it->body + 4 + SHOAL_NODE_ID_BYTES;
+}
+
 /* Appends one message to w (body encoded from m). If it does not fit, w's
  * error is set (what was written of it is unspecified). */
 void wire_put_msg(struct wr *w, const struct wire_msg *m);
