@@ -1076,7 +1076,7 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 			}
 		}
 	}
-done:
+done:;
 	/* Move the sent ones up a tier after the walk, so an item is sent once
 	 * per packet; each becomes the newest of its new tier, in walk order.
 	 * First every one becomes a hole where it was (the positions stay
