@@ -92,6 +92,7 @@ struct bucket {
 struct sim_node {
 	struct member_core *core;   /* NULL while down */
 	uint64_t tick_at;           /* the one pending tick, NO_TICK if none */
+	uint64_t deadline;          /* the core's next deadline after its last call */
 	uint64_t up_since_ms;
 	uint32_t epoch;             /* bumped on crash/restart: stale events drop */
 	uint32_t gid;
@@ -720,6 +721,7 @@ static void drain(struct sim *s, uint32_t idx, bool ticked)
 		}
 	}
 	uint64_t d = member_core_next_deadline(nd->core);
+	nd->deadline = d;
 	if (d == UINT64_MAX)
 		return;
 	if (d <= s->now) {
@@ -802,6 +804,17 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 		if (!nd->up || nd->epoch != ev->a || nd->tick_at != s->now)
 			return; /* stale: replaced by an earlier tick or a crash */
 		nd->tick_at = NO_TICK;
+		if (nd->deadline > s->now) {
+			/* Nothing is due any more (the probe's ack came before its
+			 * indirect stage, say): member_core_tick would change
+			 * nothing and queue nothing, so only do what drain would
+			 * then do, without touching the (cold) core. */
+			if (nd->deadline != UINT64_MAX) {
+				nd->tick_at = nd->deadline;
+				heap_push(s, nd->deadline, EV_TICK, ev->node, nd->epoch, 0, 0);
+			}
+			return;
+		}
 		member_core_tick(nd->core, s->now);
 		drain(s, ev->node, true);
 		break;
@@ -846,12 +859,20 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
  * to (and its packet's payload), the next one level further (its packet's
  * sender and subjects). At 10,000 cores every event's core is cold
  * otherwise, and one event's time is enough for one level of loads. */
+/* Whether event e calls into its core (a tick with nothing due does not). */
+static bool calls_core(const struct sim *s, const struct sim_ev *e)
+{
+	if (!s->cores[e->node])
+		return false;
+	return e->kind != EV_TICK || s->nodes[e->node].deadline <= ev_time(e);
+}
+
 static void prefetch_ahead(const struct sim *s)
 {
 	const struct sim_ev *e;
-	if ((e = queue_peek(s, 2)) && s->cores[e->node])
+	if ((e = queue_peek(s, 2)) && calls_core(s, e))
 		member_core_prefetch(s->cores[e->node], 0);
-	if ((e = queue_peek(s, 1)) && s->cores[e->node]) {
+	if ((e = queue_peek(s, 1)) && calls_core(s, e)) {
 		member_core_prefetch(s->cores[e->node], 1);
 		if (e->kind == EV_PACKET) {
 			const uint8_t *data = s->slots + (size_t)e->b * s->slot_bytes;
@@ -859,7 +880,7 @@ static void prefetch_ahead(const struct sim *s)
 				__builtin_prefetch(data + off);
 		}
 	}
-	if ((e = queue_peek(s, 0)) && s->cores[e->node]) {
+	if ((e = queue_peek(s, 0)) && calls_core(s, e)) {
 		member_core_prefetch(s->cores[e->node], 2);
 		if (e->kind == EV_PACKET)
 			member_core_prefetch_packet(s->cores[e->node], s->nodes[e->a].gid,
@@ -969,6 +990,7 @@ static int node_up(struct sim *s, uint32_t idx, uint32_t inc)
 	nd->started = 1;
 	nd->epoch++;
 	nd->tick_at = NO_TICK;
+	nd->deadline = 0; /* unknown until its first drain: call the core */
 	nd->up_since_ms = s->now;
 	nd->life_inc = inc;
 	nd->alive_seen = 0;

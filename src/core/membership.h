@@ -242,7 +242,7 @@ uint64_t member_core_next_deadline(const struct member_core *c);
  * nothing. */
 void member_core_prefetch(const struct member_core *c, unsigned stage);
 /* For a packet from member from_gid that will be delivered to c (after
- * stage 1): the sender's and each subject's table entry. */
+ * stage 1): the sender's table entry. */
 void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
 				 const uint8_t *payload, size_t len);
 

@@ -114,18 +114,6 @@ static uint8_t *msg_room(struct wr *w, uint8_t type, size_t n)
 	return p + 3;
 }
 
-void wire_put_accusation(struct wr *w, uint8_t type, uint32_t incarnation,
-			 const uint8_t id[SHOAL_NODE_ID_BYTES],
-			 const uint8_t from_id[SHOAL_NODE_ID_BYTES])
-{
-	assert(type == WIRE_SUSPECT || type == WIRE_DEAD);
-	uint8_t *p = msg_room(w, type, 4 + 2 * SHOAL_NODE_ID_BYTES);
-	if (!p)
-		return;
-	be32_put(p, incarnation);
-	memcpy(p + 4, id, SHOAL_NODE_ID_BYTES);
-	memcpy(p + 4 + SHOAL_NODE_ID_BYTES, from_id, SHOAL_NODE_ID_BYTES);
-}
 
 /* Decodes one message body of a known type; the body must be consumed. */
 static bool decode_body(uint8_t type, struct rd *b, struct wire_msg *m)

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "shoal/addr.h"
 #include "shoal/bytes.h"
@@ -108,9 +109,27 @@ void wire_put_msg(struct wr *w, const struct wire_msg *m);
 /* Appends a SUSPECT or DEAD (type) straight from its fields, as
  * wire_put_msg would encode it: WIRE_ACCUSATION_BYTES. */
 #define WIRE_ACCUSATION_BYTES (3 + 4 + 2 * SHOAL_NODE_ID_BYTES)
-void wire_put_accusation(struct wr *w, uint8_t type, uint32_t incarnation,
-			 const uint8_t id[SHOAL_NODE_ID_BYTES],
-			 const uint8_t from_id[SHOAL_NODE_ID_BYTES]);
+static inline void wire_put_accusation(struct wr *w, uint8_t type, uint32_t incarnation,
+				       const uint8_t id[SHOAL_NODE_ID_BYTES],
+				       const uint8_t from_id[SHOAL_NODE_ID_BYTES])
+{
+	/* Inline: gossip writes one of these per message it sends. */
+	if (w->err || w->cap - w->len < WIRE_ACCUSATION_BYTES) {
+		w->err = true;
+		return;
+	}
+	uint8_t *p = w->buf + w->len;
+	w->len += WIRE_ACCUSATION_BYTES;
+	p[0] = type;
+	p[1] = 0;
+	p[2] = WIRE_ACCUSATION_BYTES - 3;
+	p[3] = (uint8_t)(incarnation >> 24);
+	p[4] = (uint8_t)(incarnation >> 16);
+	p[5] = (uint8_t)(incarnation >> 8);
+	p[6] = (uint8_t)incarnation;
+	memcpy(p + 7, id, SHOAL_NODE_ID_BYTES);
+	memcpy(p + 7 + SHOAL_NODE_ID_BYTES, from_id, SHOAL_NODE_ID_BYTES);
+}
 /* Encoded size of one message, header included. */
 size_t wire_msg_size(const struct wire_msg *m);
 
