@@ -172,9 +172,9 @@ struct sim {
 	size_t hist_len;
 	uint64_t hist_count;
 
-	/* Two push-pull states by gid, n entries each (a core knows at most
-	 * the n nodes). */
-	struct member_state_entry *snap;
+	/* Two push-pull states by gid (a core knows at most the n nodes,
+	 * whose gids are below n). */
+	struct member_snapshot snap[2];
 	/* The output space every core shares (member_core_share_outputs):
 	 * each call's outputs are drained before the next core is called, so
 	 * packets are written into the same few cache-hot lines. */
@@ -780,18 +780,17 @@ static void do_pushpull(struct sim *s, const struct sim_ev *ev)
 	 * are what the encoder would send. Both are taken before either merge,
 	 * as over a real stream; pushpull_bytes counts what the encoding would
 	 * have been. */
-	size_t la = 0, lb = 0, ba = 0, bb = 0;
-	if (member_core_snapshot_state(na->core, s->snap, s->n, &la, &ba) != 0 ||
-	    member_core_snapshot_state(nb->core, s->snap + s->n, s->n, &lb, &bb) != 0) {
+	if (member_core_snapshot(na->core, &s->snap[0]) != 0 ||
+	    member_core_snapshot(nb->core, &s->snap[1]) != 0) {
 		s->m.pushpulls_failed++;
 		return;
 	}
 	s->m.pushpulls_ok++;
-	s->m.pushpull_bytes += ba + bb;
-	if (member_core_recv_snapshot(nb->core, s->snap, la, s->now) != 0)
+	s->m.pushpull_bytes += s->snap[0].encoded_bytes + s->snap[1].encoded_bytes;
+	if (member_core_recv_snapshot(nb->core, &s->snap[0], s->now) != 0)
 		s->m.pushpulls_rejected++;
 	drain(s, b, false);
-	if (member_core_recv_snapshot(na->core, s->snap + s->n, lb, s->now) != 0)
+	if (member_core_recv_snapshot(na->core, &s->snap[1], s->now) != 0)
 		s->m.pushpulls_rejected++;
 	drain(s, a, false);
 }
@@ -1235,11 +1234,20 @@ struct sim *sim_new(const struct sim_config *cfg)
 	s->nodes = calloc(s->n, sizeof(*s->nodes));
 	s->cores = calloc(s->n, sizeof(*s->cores));
 	s->seen = calloc((size_t)s->n * s->words_per_row, sizeof(uint64_t));
-	s->snap = malloc(2 * (size_t)s->n * sizeof(*s->snap));
+	for (int k = 0; k < 2; k++) {
+		struct member_snapshot *sn = &s->snap[k];
+		sn->gids = sn->order_room = s->n;
+		sn->order = malloc(s->n * sizeof(*sn->order));
+		sn->inc = malloc(s->n * sizeof(*sn->inc));
+		sn->state = malloc(s->n);
+		sn->news = malloc((s->n / 64 + 1) * sizeof(*sn->news));
+	}
 	s->wheel = calloc(WHEEL_MS, sizeof(*s->wheel));
 	s->outspace_bytes = member_core_shared_outputs_bytes(&cfg->member);
 	s->outspace = aligned_alloc(64, s->outspace_bytes);
-	if (!s->dir || !s->nodes || !s->cores || !s->seen || !s->snap || !s->wheel ||
+	if (!s->dir || !s->nodes || !s->cores || !s->seen || !s->snap[0].order ||
+	    !s->snap[0].inc || !s->snap[0].state || !s->snap[0].news || !s->snap[1].order ||
+	    !s->snap[1].inc || !s->snap[1].state || !s->snap[1].news || !s->wheel ||
 	    !s->outspace ||
 	    member_dir_reserve(s->dir, s->n) != 0) {
 		sim_free(s);
@@ -1280,7 +1288,12 @@ void sim_free(struct sim *s)
 	free(s->slots);
 	free(s->slot_free);
 	free(s->seen);
-	free(s->snap);
+	for (int k = 0; k < 2; k++) {
+		free(s->snap[k].order);
+		free(s->snap[k].inc);
+		free(s->snap[k].state);
+		free(s->snap[k].news);
+	}
 	free(s->gid_node);
 	free(s->nodes);
 	free(s->cores);

@@ -319,6 +319,7 @@ void member_config_default(struct member_config *c)
 /* --- per-core state -------------------------------------------------------- */
 
 #define ST_NONE 0xff /* table entry of a gid this core does not know */
+_Static_assert(ST_NONE == MEMBER_SNAPSHOT_NONE, "snapshots mark non-members as the table does");
 
 /* 16 bytes: one per gid in the directory's range, known or not. */
 struct member {
@@ -895,7 +896,11 @@ static void tier_settle(struct member_core *c, uint32_t t)
 			q->cap = 0;
 		}
 	} else if (q->live * 4 < q->cap && q->cap > 32) {
-		tier_compact(c, q);
+		/* Compacting rewrites each moved member's table entry (a
+		 * random write each): only when the items do not fit the
+		 * smaller vector as they are. */
+		if (q->len > q->cap / 2)
+			tier_compact(c, q);
 		struct bcast *v = realloc(q->v, (q->cap / 2) * sizeof(*v));
 		if (v) { /* on failure it simply stays larger */
 			q->v = v;
@@ -2272,62 +2277,87 @@ int member_core_recv_state(struct member_core *c, const uint8_t *state,
 }
 
 
-int member_core_snapshot_state(const struct member_core *c, struct member_state_entry *out,
-			       size_t room, size_t *count, size_t *encoded_bytes)
+int member_core_snapshot(const struct member_core *c, struct member_snapshot *snap)
 {
-	assert(out || room == 0);
-	if (room < c->count)
+	if (c->count > snap->order_room)
 		return SHOAL_ETOOBIG;
+	for (size_t g = snap->gids; g < c->tab_cap; g++)
+		if (c->tab[g].state != ST_NONE)
+			return SHOAL_ETOOBIG; /* a member's gid does not fit */
+	memcpy(snap->order, c->order, c->count * sizeof(*c->order));
+	/* By gid, in table order: a sequential read of the table. */
 	size_t bytes = 6; /* version, join, count */
-	enum { AHEAD = 8 };
-	for (size_t i = 0; i < c->count; i++) {
-		uint32_t gid = c->order[i];
-		if (i + AHEAD < c->count) {
-			/* In probe order the table entries are scattered. */
-			uint32_t ahead = c->order[i + AHEAD];
-			__builtin_prefetch(&c->tab[ahead]);
-		}
-		const struct member *m = &c->tab[gid];
-		out[i].gid = gid;
-		out[i].incarnation = gid == c->self_gid ? c->incarnation : m->incarnation;
-		out[i].state = m->state;
-		bytes += c->dir->entry_bytes[gid];
+	for (size_t g = 0; g < snap->gids; g++) {
+		uint8_t st = g < c->tab_cap ? c->tab[g].state : ST_NONE;
+		snap->state[g] = st;
+		if (st == ST_NONE)
+			continue;
+		snap->inc[g] = g == c->self_gid ? c->incarnation : c->tab[g].incarnation;
+		bytes += c->dir->entry_bytes[g];
 	}
-	*count = c->count;
-	if (encoded_bytes)
-		*encoded_bytes = bytes;
+	snap->count = c->count;
+	snap->encoded_bytes = bytes;
 	return 0;
 }
 
-int member_core_recv_snapshot(struct member_core *c, const struct member_state_entry *es,
-			      size_t n, uint64_t now_ms)
+int member_core_recv_snapshot(struct member_core *c, struct member_snapshot *snap, uint64_t now_ms)
 {
 	out_compact(c);
-	for (size_t i = 0; i < n; i++)
-		if (!member_dir_get(c->dir, es[i].gid) || es[i].state > MEMBER_LEFT)
+	if (snap->count > snap->order_room)
+		return SHOAL_EINVAL;
+	size_t members = 0;
+	for (size_t g = 0; g < snap->gids; g++) {
+		if (snap->state[g] == ST_NONE)
+			continue;
+		if (snap->state[g] > MEMBER_LEFT || !member_dir_get(c->dir, (uint32_t)g))
 			return SHOAL_EINVAL; /* nothing merged, as for a bad encoding */
+		members++;
+	}
+	/* Each member listed once (news[] is scratch here). */
+	size_t words = snap->gids / 64 + 1;
+	memset(snap->news, 0, words * sizeof(*snap->news));
+	for (size_t i = 0; i < snap->count; i++) {
+		uint32_t g = snap->order[i];
+		if (g >= snap->gids || snap->state[g] == ST_NONE ||
+		    (snap->news[g / 64] & (UINT64_C(1) << (g % 64))))
+			return SHOAL_EINVAL;
+		snap->news[g / 64] |= UINT64_C(1) << (g % 64);
+	}
+	if (members != snap->count)
+		return SHOAL_EINVAL; /* one not listed */
 	c->stats.pushpulls_merged++;
 	bool was_alone = c->live_count == 1;
-	enum { AHEAD = 8 };
-	for (size_t i = 0; i < n; i++) {
-		if (i + AHEAD < n)
-			__builtin_prefetch(&c->tab[es[i + AHEAD].gid]);
-		uint32_t gid = es[i].gid;
-		const struct member *m = find(c, gid);
-		if (!merge_is_news(c, gid, m, es[i].incarnation, es[i].state)) {
-			c->stats.msgs_ignored++;
+	/* Which entries are news, in gid order (both tables read in
+	 * sequence). Whether an entry is news depends only on this core's
+	 * entry for that member and on self, and merging one member's entry
+	 * changes no other member's: deciding them all first is deciding
+	 * each just before its merge. */
+	memset(snap->news, 0, words * sizeof(*snap->news));
+	for (size_t g = 0; g < snap->gids; g++) {
+		uint8_t st = snap->state[g];
+		if (st == ST_NONE)
 			continue;
-		}
+		if (merge_is_news(c, (uint32_t)g, find(c, (uint32_t)g), snap->inc[g], st))
+			snap->news[g / 64] |= UINT64_C(1) << (g % 64);
+		else
+			c->stats.msgs_ignored++;
+	}
+	/* Then the news, in the order the encoding would have carried it. */
+	for (size_t i = 0; i < snap->count; i++) {
+		uint32_t gid = snap->order[i];
+		if (!(snap->news[gid / 64] & (UINT64_C(1) << (gid % 64))))
+			continue;
+		const struct member *m = find(c, gid);
 		/* The identity the encoding would have carried: the shared
 		 * directory's, which the sender's encoder reads too.
 		 * merge_apply reads only the incarnation of a SUSPECT, DEAD or
 		 * LEFT entry about a member this core knows. */
 		struct wire_msg a;
 		a.type = WIRE_ALIVE;
-		a.incarnation = es[i].incarnation;
-		if (es[i].state == MEMBER_ALIVE || !m)
+		a.incarnation = snap->inc[gid];
+		if (snap->state[gid] == MEMBER_ALIVE || !m)
 			fill_node_msg(c, gid, &a);
-		merge_apply(c, gid, m, &a, es[i].state, now_ms);
+		merge_apply(c, gid, m, &a, snap->state[gid], now_ms);
 	}
 	merge_done(c, was_alone, now_ms);
 	return 0;

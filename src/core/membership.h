@@ -204,30 +204,37 @@ int member_core_recv_state(struct member_core *c, const uint8_t *state,
 			   size_t len, uint64_t now_ms);
 
 /* A push-pull state as cores that share one member_dir can hand it over:
- * what member_core_encode_state encodes, with each member named by its gid
- * instead of its identity's bytes. The simulator exchanges states this way;
- * its 10,000 cores would otherwise encode and decode 16 GB of state per
- * 10-minute run. The merge is the same code as member_core_recv_state's. */
-struct member_state_entry {
-	uint32_t gid;
-	uint32_t incarnation;
-	uint8_t state;      /* enum member_state */
+ * what member_core_encode_state encodes, with members named by gid instead
+ * of by their identity's bytes, and laid out by gid so that taking and
+ * merging it read the tables in sequence. The simulator exchanges states
+ * this way; its 10,000 cores would otherwise encode and decode 16 GB of
+ * state per 10-minute run. The merge is the same code as
+ * member_core_recv_state's, in the same order. The caller provides the
+ * arrays: */
+struct member_snapshot {
+	size_t gids;        /* inc, state: entries for gids below this */
+	size_t order_room;  /* order: entries */
+	uint16_t *order;    /* the members, in the order the encoding lists them */
+	uint32_t *inc;      /* per gid: incarnation */
+	uint8_t *state;     /* per gid: enum member_state, MEMBER_SNAPSHOT_NONE if no member */
+	uint64_t *news;     /* scratch for the merge: gids / 64 + 1 words */
+	/* set by member_core_snapshot */
+	size_t count;       /* members in order */
+	size_t encoded_bytes; /* the size member_core_encode_state's encoding would have */
 };
+#define MEMBER_SNAPSHOT_NONE 0xff
 
-/* Fills out (room entries) with this core's state, in the order
- * member_core_encode_state writes it; sets *count and, if encoded_bytes is
- * not NULL, the size member_core_encode_state's encoding would have.
- * Returns 0 or SHOAL_ETOOBIG (room < member_core_count). */
-int member_core_snapshot_state(const struct member_core *c, struct member_state_entry *out,
-			       size_t room, size_t *count, size_t *encoded_bytes);
+/* Fills snap with this core's state. Returns 0 or SHOAL_ETOOBIG (the
+ * arrays are too small: member_core_count members, every member's gid). */
+int member_core_snapshot(const struct member_core *c, struct member_snapshot *snap);
 
-/* Merges a state from member_core_snapshot_state of a core sharing this
- * core's directory, exactly as member_core_recv_state merges its encoding
- * (the identities are the directory's: what the encoder would have sent).
- * Returns 0, or SHOAL_EINVAL (a gid the directory lacks, a bad state);
- * then nothing is merged. */
-int member_core_recv_snapshot(struct member_core *c, const struct member_state_entry *es,
-			      size_t n, uint64_t now_ms);
+/* Merges a state from member_core_snapshot of a core sharing this core's
+ * directory, exactly as member_core_recv_state merges its encoding (the
+ * identities are the directory's: what the encoder would have sent).
+ * Returns 0, or SHOAL_EINVAL (a gid the directory lacks, a bad state, an
+ * order that does not list each member once); then nothing is merged. */
+int member_core_recv_snapshot(struct member_core *c, struct member_snapshot *snap,
+			      uint64_t now_ms);
 
 /* Runs every timer due at now_ms. */
 void member_core_tick(struct member_core *c, uint64_t now_ms);

@@ -415,20 +415,30 @@ static void snapshot_is_the_encoded_state(void **state)
 	struct wire_state_entry *es;
 	size_t n;
 	assert_int_equal(wire_decode_state(buf, len, &join, &es, &n), 0);
-	struct member_state_entry snap[NMAX];
-	size_t count = 0, bytes = 0;
-	assert_int_equal(member_core_snapshot_state(net.cores[0], snap, 2, &count, &bytes),
-			 SHOAL_ETOOBIG);
-	assert_int_equal(member_core_snapshot_state(net.cores[0], snap, NMAX, &count, &bytes), 0);
-	assert_int_equal(count, n);
-	assert_int_equal(bytes, len);
+	enum { GIDS = 64 };
+	uint16_t order[GIDS];
+	uint32_t inc[GIDS];
+	uint8_t st[GIDS];
+	uint64_t news[GIDS / 64 + 1];
+	struct member_snapshot snap = {.gids = GIDS, .order_room = 2, .order = order,
+				       .inc = inc, .state = st, .news = news};
+	assert_int_equal(member_core_snapshot(net.cores[0], &snap), SHOAL_ETOOBIG);
+	snap.order_room = GIDS;
+	assert_int_equal(member_core_snapshot(net.cores[0], &snap), 0);
+	assert_int_equal(snap.count, n);
+	assert_int_equal(snap.encoded_bytes, len);
 	bool saw_dead = false;
+	size_t members = 0;
 	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(snap[i].gid, member_dir_find(net.dir, es[i].node.id));
-		assert_int_equal(snap[i].incarnation, es[i].incarnation);
-		assert_int_equal(snap[i].state, es[i].state);
-		saw_dead |= snap[i].state == MEMBER_DEAD;
+		uint32_t gid = order[i];
+		assert_int_equal(gid, member_dir_find(net.dir, es[i].node.id));
+		assert_int_equal(inc[gid], es[i].incarnation);
+		assert_int_equal(st[gid], es[i].state);
+		saw_dead |= st[gid] == MEMBER_DEAD;
 	}
+	for (size_t g = 0; g < GIDS; g++)
+		members += st[g] != MEMBER_SNAPSHOT_NONE;
+	assert_int_equal(members, n);
 	assert_true(saw_dead);
 	free(es);
 
@@ -437,15 +447,16 @@ static void snapshot_is_the_encoded_state(void **state)
 	struct member_core *x = member_core_new(&cfg, net.dir, &net.ids[2], 9, 7, net.now);
 	struct member_core *y = member_core_new(&cfg, net.dir, &net.ids[2], 9, 7, net.now);
 	assert_int_equal(member_core_recv_state(x, buf, len, net.now), 0);
-	assert_int_equal(member_core_recv_snapshot(y, snap, count, net.now), 0);
+	assert_int_equal(member_core_recv_snapshot(y, &snap, net.now), 0);
 	assert_int_equal(member_core_count(x), member_core_count(y));
 	for (size_t i = 0; i < n; i++) {
 		struct member_info ix, iy;
-		assert_int_equal(member_core_lookup(x, snap[i].gid, &ix), 0);
-		assert_int_equal(member_core_lookup(y, snap[i].gid, &iy), 0);
+		assert_int_equal(member_core_lookup(x, order[i], &ix), 0);
+		assert_int_equal(member_core_lookup(y, order[i], &iy), 0);
 		assert_int_equal(ix.state, iy.state);
 		assert_int_equal(ix.incarnation, iy.incarnation);
 	}
+	assert_memory_equal(member_core_stats(x), member_core_stats(y), sizeof(struct member_stats));
 	struct member_out ox, oy;
 	size_t outs = 0;
 	while (member_core_poll(x, &ox)) {
@@ -457,15 +468,19 @@ static void snapshot_is_the_encoded_state(void **state)
 	}
 	assert_false(member_core_poll(y, &oy));
 	assert_true(outs >= n - 1); /* a join (and more) per member learned */
-	/* a gid the directory lacks, or a bad state: nothing merged */
+	/* A gid the directory lacks, a bad state, an order that lists a
+	 * member twice: nothing merged. */
 	size_t before = member_core_count(net.cores[3]);
-	snap[0].gid = 1000;
-	assert_int_equal(member_core_recv_snapshot(net.cores[3], snap, count, net.now),
-			 SHOAL_EINVAL);
-	snap[0].gid = member_dir_find(net.dir, net.ids[0].id);
-	snap[1].state = 9;
-	assert_int_equal(member_core_recv_snapshot(net.cores[3], snap, count, net.now),
-			 SHOAL_EINVAL);
+	uint16_t first = order[0];
+	st[60] = MEMBER_ALIVE;
+	order[0] = 60;
+	assert_int_equal(member_core_recv_snapshot(net.cores[3], &snap, net.now), SHOAL_EINVAL);
+	st[60] = MEMBER_SNAPSHOT_NONE;
+	order[0] = order[1];
+	assert_int_equal(member_core_recv_snapshot(net.cores[3], &snap, net.now), SHOAL_EINVAL);
+	order[0] = first;
+	st[order[1]] = 9;
+	assert_int_equal(member_core_recv_snapshot(net.cores[3], &snap, net.now), SHOAL_EINVAL);
 	assert_int_equal(member_core_count(net.cores[3]), before);
 	member_core_free(x);
 	member_core_free(y);
