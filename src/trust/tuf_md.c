@@ -13,13 +13,16 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "shoal/dynlib.h"
 #include "shoal/hex.h"
+#include "shoal/log.h"
 #include "trust/cjson.h"
 
 static const char *const type_names[TUF_TYPE_COUNT_] = {"root", "timestamp", "snapshot",
@@ -310,7 +313,82 @@ fail:
 	return rc;
 }
 
-/* ---- keys ---- */
+/* ---- keys ----
+ *
+ * Ed25519 keys (hex, or PEM as tuf-js also accepts) are handled with
+ * libsodium alone. ECDSA P-256 and RSA-PSS keys need OpenSSL's libcrypto,
+ * which is loaded with dlopen by the first such key, not linked: an agent
+ * whose fleet signs with Ed25519 (shoal's own tooling does) never maps it,
+ * and an idle agent stays ~4 MiB smaller. If libcrypto is missing, such a
+ * key is refused (never counts) and one error line names the package. */
+
+/* The libcrypto functions used, resolved once by load_crypto. */
+static struct {
+	BIO *(*bio_new_mem_buf)(const void *buf, int len);
+	int (*bio_free)(BIO *b);
+	EVP_PKEY *(*pem_read_bio_pubkey)(BIO *bp, EVP_PKEY **x, pem_password_cb *cb, void *u);
+	EVP_PKEY *(*d2i_pubkey)(EVP_PKEY **a, const unsigned char **pp, long length);
+	int (*i2d_pubkey)(const EVP_PKEY *a, unsigned char **pp);
+	void (*crypto_free)(void *p, const char *file, int line);
+	int (*pkey_get_base_id)(const EVP_PKEY *pkey);
+	int (*pkey_get_group_name)(const EVP_PKEY *pkey, char *name, size_t sz, size_t *len);
+	int (*pkey_get_bits)(const EVP_PKEY *pkey);
+	void (*pkey_free)(EVP_PKEY *pkey);
+	EVP_MD_CTX *(*md_ctx_new)(void);
+	void (*md_ctx_free)(EVP_MD_CTX *ctx);
+	const EVP_MD *(*sha256)(void);
+	int (*digest_verify_init)(EVP_MD_CTX *ctx, EVP_PKEY_CTX **pctx, const EVP_MD *type,
+				  ENGINE *e, EVP_PKEY *pkey);
+	int (*digest_verify)(EVP_MD_CTX *ctx, const unsigned char *sig, size_t siglen,
+			     const unsigned char *tbs, size_t tbslen);
+	int (*set_rsa_padding)(EVP_PKEY_CTX *ctx, int pad);
+	int (*set_rsa_pss_saltlen)(EVP_PKEY_CTX *ctx, int len);
+	int (*set_rsa_mgf1_md)(EVP_PKEY_CTX *ctx, const EVP_MD *md);
+} ossl;
+
+static const struct dynlib_sym ossl_syms[] = {
+	{"BIO_new_mem_buf", &ossl.bio_new_mem_buf},
+	{"BIO_free", &ossl.bio_free},
+	{"PEM_read_bio_PUBKEY", &ossl.pem_read_bio_pubkey},
+	{"d2i_PUBKEY", &ossl.d2i_pubkey},
+	{"i2d_PUBKEY", &ossl.i2d_pubkey},
+	{"CRYPTO_free", &ossl.crypto_free},
+	{"EVP_PKEY_get_base_id", &ossl.pkey_get_base_id},
+	{"EVP_PKEY_get_group_name", &ossl.pkey_get_group_name},
+	{"EVP_PKEY_get_bits", &ossl.pkey_get_bits},
+	{"EVP_PKEY_free", &ossl.pkey_free},
+	{"EVP_MD_CTX_new", &ossl.md_ctx_new},
+	{"EVP_MD_CTX_free", &ossl.md_ctx_free},
+	{"EVP_sha256", &ossl.sha256},
+	{"EVP_DigestVerifyInit", &ossl.digest_verify_init},
+	{"EVP_DigestVerify", &ossl.digest_verify},
+	{"EVP_PKEY_CTX_set_rsa_padding", &ossl.set_rsa_padding},
+	{"EVP_PKEY_CTX_set_rsa_pss_saltlen", &ossl.set_rsa_pss_saltlen},
+	{"EVP_PKEY_CTX_set_rsa_mgf1_md", &ossl.set_rsa_mgf1_md},
+};
+
+static pthread_once_t ossl_once = PTHREAD_ONCE_INIT;
+static int ossl_rc = SHOAL_EIO;
+
+static void load_crypto(void)
+{
+	char err[256];
+	void *h;
+	ossl_rc = dynlib_open("libcrypto.so.3", "libssl3", ossl_syms,
+			      sizeof(ossl_syms) / sizeof(ossl_syms[0]), &h, err, sizeof(err));
+	if (ossl_rc != 0) {
+		char q[2 * sizeof(err)];
+		shoal_log_quote(err, q, sizeof(q));
+		log_error("tuf_key_unavailable", "error=%s", q);
+	}
+}
+
+/* 0 once libcrypto's functions are in `ossl`. */
+static int crypto_ready(void)
+{
+	pthread_once(&ossl_once, load_crypto);
+	return ossl_rc;
+}
 
 struct pubkey {
 	enum { KEY_ED25519, KEY_EVP } kind;
@@ -322,8 +400,38 @@ struct pubkey {
 
 static void pubkey_clear(struct pubkey *k)
 {
-	EVP_PKEY_free(k->pkey);
+	if (k->pkey)
+		ossl.pkey_free(k->pkey);
 	k->pkey = NULL;
+}
+
+/* The DER of an Ed25519 SubjectPublicKeyInfo (RFC 8410) up to the key. */
+static const uint8_t ed25519_spki_prefix[] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+					      0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+
+/* An Ed25519 "PUBLIC KEY" PEM block into its 32 key bytes: one
+ * SubjectPublicKeyInfo, nothing else before or after it. */
+static int ed25519_from_pem(const char *pem, uint8_t out[crypto_sign_PUBLICKEYBYTES])
+{
+	static const char begin[] = "-----BEGIN PUBLIC KEY-----";
+	static const char end[] = "-----END PUBLIC KEY-----";
+	size_t n = strlen(pem);
+	if (n > SHOAL_TUF_PEM_BYTES_MAX || strncmp(pem, begin, sizeof(begin) - 1) != 0)
+		return SHOAL_EPROTO;
+	const char *body = pem + sizeof(begin) - 1;
+	const char *stop = strstr(body, end);
+	if (!stop || strspn(stop + sizeof(end) - 1, "\r\n") != strlen(stop + sizeof(end) - 1))
+		return SHOAL_EPROTO;
+	uint8_t der[sizeof(ed25519_spki_prefix) + crypto_sign_PUBLICKEYBYTES];
+	size_t got = 0;
+	const char *last = NULL;
+	if (sodium_base642bin(der, sizeof(der), body, (size_t)(stop - body), "\r\n", &got,
+			      &last, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    last != stop || got != sizeof(der) ||
+	    memcmp(der, ed25519_spki_prefix, sizeof(ed25519_spki_prefix)) != 0)
+		return SHOAL_EPROTO;
+	memcpy(out, der + sizeof(ed25519_spki_prefix), crypto_sign_PUBLICKEYBYTES);
+	return 0;
 }
 
 static EVP_PKEY *load_pem(const char *pem)
@@ -331,11 +439,11 @@ static EVP_PKEY *load_pem(const char *pem)
 	size_t n = strlen(pem);
 	if (n > SHOAL_TUF_PEM_BYTES_MAX)
 		return NULL;
-	BIO *bio = BIO_new_mem_buf(pem, (int)n);
+	BIO *bio = ossl.bio_new_mem_buf(pem, (int)n);
 	if (!bio)
 		return NULL;
-	EVP_PKEY *p = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
-	BIO_free(bio);
+	EVP_PKEY *p = ossl.pem_read_bio_pubkey(bio, NULL, NULL, NULL);
+	ossl.bio_free(bio);
 	return p;
 }
 
@@ -351,7 +459,7 @@ static EVP_PKEY *load_p256_hex(const char *hex)
 	if (hex_decode(hex, der + sizeof(spki_prefix), 65) != 0)
 		return NULL;
 	const uint8_t *p = der;
-	return d2i_PUBKEY(NULL, &p, (long)sizeof(der));
+	return ossl.d2i_pubkey(NULL, &p, (long)sizeof(der));
 }
 
 static int key_load(const json_t *key, struct pubkey *out)
@@ -365,12 +473,7 @@ static int key_load(const json_t *key, struct pubkey *out)
 		return SHOAL_EPROTO;
 	if (strcmp(type, "ed25519") == 0 && strcmp(scheme, "ed25519") == 0) {
 		if (strncmp(pub, "-----BEGIN", 10) == 0) { /* PEM, as tuf-js also accepts */
-			EVP_PKEY *p = load_pem(pub);
-			size_t n = sizeof(out->ed);
-			int ok = p && EVP_PKEY_get_base_id(p) == EVP_PKEY_ED25519 &&
-				 EVP_PKEY_get_raw_public_key(p, out->ed, &n) == 1 && n == sizeof(out->ed);
-			EVP_PKEY_free(p);
-			if (!ok)
+			if (ed25519_from_pem(pub, out->ed) != 0)
 				return SHOAL_EPROTO;
 		} else if (hex_decode(pub, out->ed, sizeof(out->ed)) != 0) {
 			return SHOAL_EPROTO;
@@ -384,6 +487,8 @@ static int key_load(const json_t *key, struct pubkey *out)
 	bool rsa = strcmp(type, "rsa") == 0 && strcmp(scheme, "rsassa-pss-sha256") == 0;
 	if (!ec && !rsa)
 		return SHOAL_EPROTO; /* unsupported: such a key never counts */
+	if (crypto_ready() != 0)
+		return SHOAL_EPROTO; /* logged once by load_crypto */
 	out->kind = KEY_EVP;
 	out->pss = rsa;
 	out->pkey = strncmp(pub, "-----BEGIN", 10) == 0 ? load_pem(pub)
@@ -394,22 +499,22 @@ static int key_load(const json_t *key, struct pubkey *out)
 	if (ec) {
 		char group[64];
 		size_t glen = 0;
-		if (EVP_PKEY_get_base_id(out->pkey) != EVP_PKEY_EC ||
-		    !EVP_PKEY_get_group_name(out->pkey, group, sizeof(group), &glen) ||
+		if (ossl.pkey_get_base_id(out->pkey) != EVP_PKEY_EC ||
+		    !ossl.pkey_get_group_name(out->pkey, group, sizeof(group), &glen) ||
 		    strcmp(group, "prime256v1") != 0)
 			goto bad;
 	} else {
-		int bits = EVP_PKEY_get_bits(out->pkey);
-		if (EVP_PKEY_get_base_id(out->pkey) != EVP_PKEY_RSA ||
+		int bits = ossl.pkey_get_bits(out->pkey);
+		if (ossl.pkey_get_base_id(out->pkey) != EVP_PKEY_RSA ||
 		    bits < SHOAL_TUF_RSA_BITS_MIN || bits > SHOAL_TUF_RSA_BITS_MAX)
 			goto bad;
 	}
 	uint8_t *der = NULL;
-	int dlen = i2d_PUBKEY(out->pkey, &der);
+	int dlen = ossl.i2d_pubkey(out->pkey, &der);
 	if (dlen <= 0)
 		goto bad;
 	crypto_hash_sha256(out->fingerprint, der, (unsigned long long)dlen);
-	OPENSSL_free(der);
+	ossl.crypto_free(der, __FILE__, __LINE__);
 	return 0;
 bad:
 	pubkey_clear(out);
@@ -422,21 +527,21 @@ static bool key_verify(const struct pubkey *k, const uint8_t *msg, size_t msg_le
 	if (k->kind == KEY_ED25519)
 		return sig_len == crypto_sign_BYTES &&
 		       crypto_sign_verify_detached(sig, msg, msg_len, k->ed) == 0;
-	assert(k->pkey);
+	assert(k->pkey && ossl_rc == 0);
 	bool ok = false;
 	EVP_PKEY_CTX *pctx = NULL;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx = ossl.md_ctx_new();
 	if (!ctx)
 		return false;
-	if (EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, k->pkey) != 1)
+	if (ossl.digest_verify_init(ctx, &pctx, ossl.sha256(), NULL, k->pkey) != 1)
 		goto out;
-	if (k->pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-		       EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) != 1 ||
-		       EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1))
+	if (k->pss && (ossl.set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+		       ossl.set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) != 1 ||
+		       ossl.set_rsa_mgf1_md(pctx, ossl.sha256()) != 1))
 		goto out;
-	ok = EVP_DigestVerify(ctx, sig, sig_len, msg, msg_len) == 1;
+	ok = ossl.digest_verify(ctx, sig, sig_len, msg, msg_len) == 1;
 out:
-	EVP_MD_CTX_free(ctx);
+	ossl.md_ctx_free(ctx);
 	return ok;
 }
 
