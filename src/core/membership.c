@@ -71,6 +71,12 @@ struct member_dir {
 			  * id hash's high half (a tag, compared before the id)
 			  * and the gid, or SLOT_EMPTY */
 	size_t index_cap;
+	/* recv_packet's decoded ALIVE and PING_REQ messages (~13 kB): here, one
+	 * per process, rather than on the stack or _Thread_local (glibc
+	 * allocates and zeroes static TLS in every thread the agent starts). A
+	 * core's calls never nest, and the cores sharing a dir run on one
+	 * thread (member_dir_new). */
+	struct wire_msg *scratch;
 };
 
 static uint64_t id_hash(const uint8_t id[SHOAL_NODE_ID_BYTES])
@@ -105,7 +111,14 @@ static inline bool id_equal(const uint8_t a[SHOAL_NODE_ID_BYTES],
 
 struct member_dir *member_dir_new(void)
 {
-	return calloc(1, sizeof(struct member_dir));
+	struct member_dir *d = calloc(1, sizeof(struct member_dir));
+	if (d)
+		d->scratch = malloc(SHOAL_MSGS_PER_PACKET_MAX * sizeof(*d->scratch));
+	if (d && !d->scratch) {
+		free(d);
+		return NULL;
+	}
+	return d;
 }
 
 void member_dir_free(struct member_dir *d)
@@ -116,6 +129,7 @@ void member_dir_free(struct member_dir *d)
 	free(d->idents);
 	free(d->entry_bytes);
 	free(d->index);
+	free(d->scratch);
 	free(d);
 }
 
@@ -1961,7 +1975,7 @@ int member_core_recv_packet(struct member_core *c,
 {
 	/* The fixed-layout messages (nearly all) are read in place; only
 	 * ALIVE and PING_REQ are decoded, into msgs. */
-	static _Thread_local struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
+	struct wire_msg *msgs = c->dir->scratch;
 	struct wire_item items[SHOAL_MSGS_PER_PACKET_MAX];
 	uint64_t hs[SHOAL_MSGS_PER_PACKET_MAX]; /* subject id hashes */
 	uint32_t gids[SHOAL_MSGS_PER_PACKET_MAX];

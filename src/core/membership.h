@@ -87,6 +87,8 @@ struct member_identity {
 
 /* --- identity directory -------------------------------------------------- */
 struct member_dir;
+/* A directory of identities, shared by the cores of one thread (the sim's
+ * cores, or an agent's one): they also share its scratch space. */
 struct member_dir *member_dir_new(void);
 void member_dir_free(struct member_dir *d);
 /* Returns the gid of id, adding it if new; UINT32_MAX when full. */
