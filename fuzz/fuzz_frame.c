@@ -64,10 +64,9 @@ static void write_corpus(const char *root)
 	put(buf, sizeof(buf), &len, STREAM_FRAME_ERROR,
 	    (const uint8_t *)"certificate expired", 19);
 	write_seed(dir, "error", buf, len);
-	len = 0;
-	put(buf, sizeof(buf), &len, STREAM_FRAME_CERT, chunk, 300);
-	put(buf, sizeof(buf), &len, STREAM_FRAME_STATE_END, NULL, 0);
-	write_seed(dir, "cert-then-end", buf, len);
+	/* Type 1 was CERT (TLS); now refused as unknown. */
+	static const uint8_t retired_cert[] = {1, 0, 0, 0, 2, 0xab, 0xcd};
+	write_seed(dir, "cert-then-end", retired_cert, sizeof(retired_cert));
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -30,6 +30,9 @@
 #define SHOAL_TCP_CONNS_MAX            32   /* concurrent stream connections */
 #define SHOAL_TCP_TIMEOUT_MS        10000   /* whole push-pull exchange */
 #define SHOAL_PUSHPULL_BYTES_MAX (8u * 1024 * 1024) /* one encoded state */
+#define SHOAL_NOISE_MSG_BYTES_MAX   65535   /* one Noise message after its u16 length (the spec's bound) */
+#define SHOAL_STREAM_HS_PAYLOAD_BYTES_MAX (2 + SHOAL_CERT_BYTES_MAX + 64) /* handshake payload: cert_len | cert | sig */
+#define SHOAL_STREAM_HS_MSG_BYTES_MAX 1024   /* one stream handshake message (msg 2 with the largest payload: 562) */
 
 /* --- membership --------------------------------------------------------- */
 #define SHOAL_MEMBERS_MAX           16384   /* members one node tracks */

@@ -1,12 +1,14 @@
 /*
- * stream.c — TLS 1.3 streams bound to node identities, framing, push-pull;
+ * stream.c — Noise XX streams bound to node identities, framing, push-pull;
  * see stream.h for the protocol.
  *
- * Layers, bottom up: deadline-bounded SSL reads and writes (io_*), the
- * pure frame codec and state reassembly, the certificate exchange that
- * binds the TLS key to an admission certificate (stream_connect /
- * stream_accept), and the push-pull exchange on top. Each failure is
- * counted once, where it is detected.
+ * Layers, bottom up: deadline-bounded socket reads and writes (sock_*), the
+ * pure frame codec and state reassembly, the handshake payload and the
+ * shoal handshake over runtime/noise.c (stream_hs_*, sans-IO), transport
+ * messages and the encrypted byte pipe they make (pipe_*), frames on a
+ * conn, the handshake over the socket (stream_connect / stream_accept),
+ * and the push-pull exchange on top. Each failure is counted once, where
+ * it is detected.
  */
 #include "runtime/stream.h"
 
@@ -17,8 +19,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,35 +27,51 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <sodium.h>
 
 #include "shoal/bytes.h"
 #include "shoal/log.h"
 
 _Static_assert(SHOAL_TCP_FRAME_BYTES_MAX <= UINT32_MAX, "len is a u32");
-_Static_assert(SHOAL_CERT_BYTES_MAX <= STREAM_FRAME_PAYLOAD_BYTES_MAX,
-	       "a certificate fits one frame");
 _Static_assert(SHOAL_PUSHPULL_BYTES_MAX >= STREAM_FRAME_PAYLOAD_BYTES_MAX,
 	       "a state may span frames");
+_Static_assert(SHOAL_NOISE_MSG_BYTES_MAX == NOISE_MSG_BYTES_MAX, "the spec's bound");
+_Static_assert(SHOAL_NOISE_MSG_BYTES_MAX <= UINT16_MAX, "len is a u16");
+_Static_assert(SHOAL_STREAM_HS_PAYLOAD_BYTES_MAX == 2 + SHOAL_CERT_BYTES_MAX +
+						       crypto_sign_BYTES,
+	       "payload = cert_len | cert | sig");
+_Static_assert(NOISE_MSG2_OVERHEAD_BYTES + SHOAL_STREAM_HS_PAYLOAD_BYTES_MAX <=
+		       SHOAL_STREAM_HS_MSG_BYTES_MAX,
+	       "msg 2, the longest handshake message, fits its bound");
+_Static_assert(NOISE_MSG3_OVERHEAD_BYTES <= NOISE_MSG2_OVERHEAD_BYTES, "msg 2 is longest");
+_Static_assert(STREAM_PROLOGUE_BYTES == 7 + SHOAL_FLEET_ID_BYTES, "shoal/1 || fleet_id");
+
+#define STATIC_KEY_DOMAIN_BYTES (sizeof(STREAM_STATIC_KEY_DOMAIN) - 1)
 
 struct stream_ctx {
-	SSL_CTX *ssl;
 	const struct node_identity *self;
 	uint32_t timeout_ms;
+	struct noise_keypair noise_static; /* fresh per context; wiped on free */
+	uint8_t prologue[STREAM_PROLOGUE_BYTES];
+	uint8_t payload[SHOAL_STREAM_HS_PAYLOAD_BYTES_MAX]; /* cert | sig over the static key */
+	size_t payload_len;
 	_Atomic uint64_t counts[STREAM_R_COUNT_];
 };
 
+/* An open stream: the transport CipherStates and one Noise message each
+ * way. Received plaintext is decrypted in place in rmsg and consumed from
+ * rpos; sent plaintext collects in wmsg after the 2-byte length until a
+ * frame ends or the message is full, then is sealed in place. */
 struct stream_conn {
 	struct stream_ctx *ctx;
-	SSL *ssl;
 	int fd;
 	uint64_t deadline_ms; /* CLOCK_MONOTONIC */
-	uint8_t rbuf[SHOAL_TCP_FRAME_BYTES_MAX];
-	uint8_t wbuf[SHOAL_TCP_FRAME_BYTES_MAX];
+	struct noise_cipher tx, rx;
+	size_t rpos, rlen; /* unread plaintext: rmsg[rpos, rlen) */
+	size_t wlen;       /* plaintext waiting at wmsg + 2 */
+	uint8_t rmsg[SHOAL_NOISE_MSG_BYTES_MAX];
+	uint8_t wmsg[2 + SHOAL_NOISE_MSG_BYTES_MAX];
+	uint8_t frame[SHOAL_TCP_FRAME_BYTES_MAX]; /* the last received frame */
 };
 
 static const char *const reason_names[STREAM_R_COUNT_] = {
@@ -107,10 +123,6 @@ int stream_frame_decode(const uint8_t *buf, size_t len, struct stream_frame *out
 	if (plen > STREAM_FRAME_PAYLOAD_BYTES_MAX)
 		return SHOAL_ETOOBIG;
 	switch (type) {
-	case STREAM_FRAME_CERT:
-		if (plen > SHOAL_CERT_BYTES_MAX)
-			return SHOAL_ETOOBIG;
-		break;
 	case STREAM_FRAME_STATE_CHUNK:
 		if (plen == 0)
 			return SHOAL_EPROTO; /* empty chunks would only spin */
@@ -222,125 +234,248 @@ void stream_reasm_free(struct stream_reasm *r)
 	stream_reasm_init(r);
 }
 
-/* --- context: X.509 certificate from the node key ------------------------ */
+/* --- the handshake payload and the shoal handshake, sans-IO -------------- */
 
-static void ssl_err(char *err, size_t errlen, const char *what)
+void stream_prologue(const uint8_t fleet_id[SHOAL_FLEET_ID_BYTES],
+		     uint8_t out[STREAM_PROLOGUE_BYTES])
 {
-	char e[256];
-	ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-	snprintf(err, errlen, "%s: %s", what, e);
+	assert(fleet_id != NULL && out != NULL);
+	memcpy(out, STREAM_PROTOCOL, sizeof(STREAM_PROTOCOL) - 1);
+	memcpy(out + sizeof(STREAM_PROTOCOL) - 1, fleet_id, SHOAL_FLEET_ID_BYTES);
 }
 
-/* Accepts the peer's self-signed leaf: trust comes from the admission
- * certificate checked after the handshake, not from any X.509 chain. The
- * handshake itself still proves the peer holds the certificate's key. */
-static int verify_cb(int preverify_ok, X509_STORE_CTX *x)
+/* STREAM_STATIC_KEY_DOMAIN || static key: what the node key signs. */
+static void static_key_msg(const uint8_t static_pub[NOISE_DH_BYTES],
+			   uint8_t out[STATIC_KEY_DOMAIN_BYTES + NOISE_DH_BYTES])
 {
-	return X509_STORE_CTX_get_error_depth(x) == 0 ? 1 : preverify_ok;
+	memcpy(out, STREAM_STATIC_KEY_DOMAIN, STATIC_KEY_DOMAIN_BYTES);
+	memcpy(out + STATIC_KEY_DOMAIN_BYTES, static_pub, NOISE_DH_BYTES);
 }
 
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-		       const unsigned char *in, unsigned int inlen, void *arg)
+int stream_hs_payload_encode(const struct node_identity *self,
+			     const uint8_t static_pub[NOISE_DH_BYTES], uint8_t *out,
+			     size_t cap, size_t *len)
 {
-	static const unsigned char want[] = "\x07" STREAM_ALPN;
-	unsigned char *sel;
-	if (SSL_select_next_proto(&sel, outlen, want, sizeof(want) - 1, in, inlen) !=
-	    OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_ALERT_FATAL;
-	*out = sel;
-	return SSL_TLSEXT_ERR_OK;
+	assert(self != NULL && static_pub != NULL);
+	assert(out != NULL && len != NULL);
+	if (self->cert_len == 0 || self->cert_len > SHOAL_CERT_BYTES_MAX)
+		return SHOAL_EINVAL;
+	uint8_t msg[STATIC_KEY_DOMAIN_BYTES + NOISE_DH_BYTES];
+	uint8_t sig[crypto_sign_BYTES];
+	static_key_msg(static_pub, msg);
+	crypto_sign_detached(sig, NULL, msg, sizeof(msg), self->kp.sk);
+	struct wr w = wr_init(out, cap);
+	wr_u16(&w, (uint16_t)self->cert_len);
+	wr_bytes(&w, self->cert_bytes, self->cert_len);
+	wr_bytes(&w, sig, sizeof(sig));
+	if (!wr_ok(&w))
+		return SHOAL_ETOOBIG;
+	assert(w.len <= SHOAL_STREAM_HS_PAYLOAD_BYTES_MAX);
+	*len = w.len;
+	return 0;
 }
 
-static X509 *self_signed(EVP_PKEY *key, const char *cn)
+static int payload_fail(enum stream_reason *why, enum stream_reason r, int rc)
 {
-	X509 *x = X509_new();
-	if (x == NULL)
-		return NULL;
-	uint64_t serial;
-	randombytes_buf(&serial, sizeof(serial));
-	X509_NAME *name = X509_get_subject_name(x);
-	bool ok = X509_set_version(x, 2) &&
-		  ASN1_INTEGER_set_uint64(X509_get_serialNumber(x),
-					  serial >> 1) && /* positive */
-		  X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
-		  X509_time_adj_ex(X509_getm_notAfter(x), 3650, 0, NULL) &&
-		  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-					     (const unsigned char *)cn, -1, -1, 0) &&
-		  X509_set_issuer_name(x, name) && X509_set_pubkey(x, key) &&
-		  X509_sign(x, key, NULL) > 0; /* Ed25519 takes no digest */
-	if (!ok) {
-		X509_free(x);
-		return NULL;
+	*why = r;
+	return rc;
+}
+
+int stream_hs_payload_check(const uint8_t *p, size_t len, const uint8_t rs[NOISE_DH_BYTES],
+			    const struct fleet_public *fleet,
+			    const uint8_t *expected_peer_id, uint64_t now_ms,
+			    struct admission_cert *cert, enum stream_reason *why)
+{
+	assert(p != NULL || len == 0);
+	assert(rs != NULL && fleet != NULL && cert != NULL && why != NULL);
+	struct rd r = rd_init(p, len);
+	uint16_t cert_len;
+	const uint8_t *cert_bytes, *sig;
+	if (!rd_u16(&r, &cert_len) || cert_len > SHOAL_CERT_BYTES_MAX ||
+	    !rd_bytes(&r, cert_len, &cert_bytes) || !rd_bytes(&r, crypto_sign_BYTES, &sig) ||
+	    !rd_empty(&r) || cert_decode(cert_bytes, cert_len, cert) != 0)
+		return payload_fail(why, STREAM_R_MALFORMED, SHOAL_EPROTO);
+	int rc = cert_verify(cert, fleet, now_ms);
+	if (rc == SHOAL_EFLEET)
+		return payload_fail(why, STREAM_R_FLEET, rc);
+	if (rc == SHOAL_EEXPIRED)
+		return payload_fail(why, STREAM_R_EXPIRED, rc);
+	if (rc != 0)
+		return payload_fail(why, STREAM_R_UNADMITTED, SHOAL_EUNADMITTED);
+	/* Over rs, not over a key the payload names: a payload relayed from
+	 * a handshake with another static key does not verify. */
+	uint8_t msg[STATIC_KEY_DOMAIN_BYTES + NOISE_DH_BYTES];
+	static_key_msg(rs, msg);
+	if (crypto_sign_verify_detached(sig, msg, sizeof(msg), cert->node_id) != 0)
+		return payload_fail(why, STREAM_R_KEY_MISMATCH, SHOAL_EUNADMITTED);
+	if (expected_peer_id != NULL &&
+	    sodium_memcmp(cert->node_id, expected_peer_id, SHOAL_NODE_ID_BYTES) != 0)
+		return payload_fail(why, STREAM_R_PEER_ID, SHOAL_ENOTFOUND);
+	return 0;
+}
+
+void stream_hs_init(const struct stream_ctx *ctx, enum noise_role role,
+		    const struct noise_keypair *e, struct noise_handshake *hs)
+{
+	assert(ctx != NULL && e != NULL && hs != NULL);
+	noise_handshake_init(hs, role, ctx->prologue, sizeof(ctx->prologue), &ctx->noise_static,
+			     e);
+	assert(hs->step == NOISE_STEP_MSG1);
+}
+
+bool stream_hs_writes(const struct noise_handshake *hs)
+{
+	assert(hs != NULL);
+	if (hs->step < NOISE_STEP_MSG1 || hs->step > NOISE_STEP_MSG3)
+		return false;
+	/* The initiator writes msgs 1 and 3, the responder msg 2. */
+	return (hs->step == NOISE_STEP_MSG2) == (hs->role == NOISE_RESPONDER);
+}
+
+size_t stream_hs_msg_max(const struct noise_handshake *hs)
+{
+	assert(hs != NULL);
+	switch (hs->step) {
+	case NOISE_STEP_MSG1:
+		return NOISE_MSG1_OVERHEAD_BYTES;
+	case NOISE_STEP_MSG2:
+		return NOISE_MSG2_OVERHEAD_BYTES + SHOAL_STREAM_HS_PAYLOAD_BYTES_MAX;
+	case NOISE_STEP_MSG3:
+		return NOISE_MSG3_OVERHEAD_BYTES + SHOAL_STREAM_HS_PAYLOAD_BYTES_MAX;
+	default:
+		return 0;
 	}
-	return x;
 }
+
+int stream_hs_write(const struct stream_ctx *ctx, struct noise_handshake *hs, uint8_t *out,
+		    size_t cap, size_t *len)
+{
+	assert(ctx != NULL && hs != NULL);
+	assert(out != NULL && len != NULL);
+	if (!stream_hs_writes(hs))
+		return SHOAL_ESTATE;
+	/* Msg 1 is sent before any key exists: its payload would travel in
+	 * the clear, so it carries none. */
+	bool first = hs->step == NOISE_STEP_MSG1;
+	int rc = noise_write_message(hs, first ? NULL : ctx->payload, first ? 0 : ctx->payload_len,
+				     out, cap, len);
+	assert(rc != 0 || *len <= SHOAL_STREAM_HS_MSG_BYTES_MAX);
+	return rc;
+}
+
+int stream_hs_read(const struct stream_ctx *ctx, struct noise_handshake *hs,
+		   const uint8_t *msg, size_t len, const uint8_t *expected_peer_id,
+		   uint64_t now_ms, struct stream_peer *peer, enum stream_reason *why)
+{
+	assert(ctx != NULL && hs != NULL && peer != NULL && why != NULL);
+	assert(msg != NULL || len == 0);
+	*why = STREAM_R_HANDSHAKE;
+	if (stream_hs_writes(hs) || hs->step > NOISE_STEP_MSG3)
+		return SHOAL_ESTATE;
+	bool first = hs->step == NOISE_STEP_MSG1;
+	/* Msg 1 is exactly an ephemeral key; any other length is refused
+	 * before Noise sees it, so nothing unauthenticated is ever taken. */
+	if (len > stream_hs_msg_max(hs) || (first && len != NOISE_MSG1_OVERHEAD_BYTES)) {
+		noise_handshake_wipe(hs);
+		hs->step = NOISE_STEP_FAILED;
+		return SHOAL_EPROTO;
+	}
+	uint8_t payload[SHOAL_STREAM_HS_PAYLOAD_BYTES_MAX];
+	size_t payload_len;
+	int rc = noise_read_message(hs, msg, len, payload, sizeof(payload), &payload_len);
+	if (rc != 0)
+		return SHOAL_EPROTO;
+	if (first) {
+		assert(payload_len == 0);
+		return 0;
+	}
+	const uint8_t *rs = noise_remote_static(hs);
+	assert(rs != NULL);
+	return stream_hs_payload_check(payload, payload_len, rs, &ctx->self->fleet,
+				       expected_peer_id, now_ms, &peer->cert, why);
+}
+
+/* --- transport messages -------------------------------------------------- */
+
+int stream_msg_open(struct noise_cipher *rx, uint8_t *msg, size_t len, size_t *plain_len)
+{
+	assert(rx != NULL && plain_len != NULL);
+	assert(msg != NULL || len == 0);
+	/* Empty plaintexts are never sent: they would only make a reader
+	 * spin. */
+	if (len <= NOISE_TAG_BYTES || len > SHOAL_NOISE_MSG_BYTES_MAX)
+		return SHOAL_EPROTO;
+	if (noise_decrypt(rx, NULL, 0, msg, len, msg) != 0)
+		return SHOAL_EPROTO;
+	*plain_len = len - NOISE_TAG_BYTES;
+	assert(*plain_len >= 1);
+	return 0;
+}
+
+int stream_msg_seal(struct noise_cipher *tx, const uint8_t *plain, size_t len, uint8_t *out)
+{
+	assert(tx != NULL && plain != NULL && out != NULL);
+	if (len == 0 || len > NOISE_PLAINTEXT_BYTES_MAX)
+		return SHOAL_EINVAL;
+	int rc = noise_encrypt(tx, NULL, 0, plain, len, out + 2);
+	if (rc != 0)
+		return rc;
+	size_t mlen = len + NOISE_TAG_BYTES;
+	assert(mlen <= SHOAL_NOISE_MSG_BYTES_MAX);
+	out[0] = (uint8_t)(mlen >> 8);
+	out[1] = (uint8_t)mlen;
+	return 0;
+}
+
+/* --- context ------------------------------------------------------------- */
 
 struct stream_ctx *stream_ctx_new(const struct node_identity *self, char *err,
 				  size_t errlen)
 {
 	assert(self != NULL);
 	assert(err != NULL && errlen > 0);
+	uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+	if (crypto_sign_ed25519_sk_to_pk(pk, self->kp.sk) != 0 ||
+	    sodium_memcmp(pk, self->kp.pk, sizeof(pk)) != 0) {
+		snprintf(err, errlen, "node key: secret and public key do not match");
+		return NULL;
+	}
+	if (self->cert_len == 0 || self->cert_len > SHOAL_CERT_BYTES_MAX) {
+		snprintf(err, errlen, "node certificate: %zu bytes (1..%d)", self->cert_len,
+			 SHOAL_CERT_BYTES_MAX);
+		return NULL;
+	}
 	struct stream_ctx *ctx = calloc(1, sizeof(*ctx));
-	EVP_PKEY *key = NULL;
-	X509 *x = NULL;
 	if (ctx == NULL) {
 		snprintf(err, errlen, "stream_ctx_new: out of memory");
 		return NULL;
 	}
 	ctx->self = self;
 	ctx->timeout_ms = SHOAL_TCP_TIMEOUT_MS;
-	/* The first 32 bytes of a libsodium secret key are the seed. */
-	key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, self->kp.sk, 32);
-	if (key == NULL) {
-		ssl_err(err, errlen, "EVP_PKEY_new_raw_private_key(node key)");
-		goto fail;
-	}
-	uint8_t pk[32];
-	size_t pk_len = sizeof(pk);
-	if (!EVP_PKEY_get_raw_public_key(key, pk, &pk_len) || pk_len != 32 ||
-	    memcmp(pk, self->kp.pk, 32) != 0) {
-		snprintf(err, errlen, "node key: secret and public key do not match");
-		goto fail;
-	}
-	x = self_signed(key, self->cert.name[0] ? self->cert.name : "shoal");
-	if (x == NULL) {
-		ssl_err(err, errlen, "X509 self-signed certificate");
-		goto fail;
-	}
-	ctx->ssl = SSL_CTX_new(TLS_method());
-	if (ctx->ssl == NULL) {
-		ssl_err(err, errlen, "SSL_CTX_new");
-		goto fail;
-	}
-	SSL_CTX *s = ctx->ssl;
-	if (!SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION) ||
-	    !SSL_CTX_set_max_proto_version(s, TLS1_3_VERSION) ||
-	    !SSL_CTX_set1_sigalgs_list(s, "ed25519") ||
-	    !SSL_CTX_use_certificate(s, x) || !SSL_CTX_use_PrivateKey(s, key) ||
-	    !SSL_CTX_check_private_key(s) || !SSL_CTX_set_num_tickets(s, 0)) {
-		ssl_err(err, errlen, "SSL_CTX setup");
-		goto fail;
-	}
-	SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_mode(s, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-			   verify_cb);
-	SSL_CTX_set_alpn_select_cb(s, alpn_select, NULL);
-	X509_free(x);
-	EVP_PKEY_free(key);
+	stream_prologue(self->fleet.fleet_id, ctx->prologue);
+	struct noise_keypair s;
+	noise_keypair_generate(&s);
+	stream_ctx_set_noise_static(ctx, &s);
+	noise_keypair_wipe(&s);
 	return ctx;
-fail:
-	X509_free(x);
-	EVP_PKEY_free(key);
-	stream_ctx_free(ctx);
-	return NULL;
+}
+
+void stream_ctx_set_noise_static(struct stream_ctx *ctx, const struct noise_keypair *s)
+{
+	assert(ctx != NULL && s != NULL);
+	ctx->noise_static = *s;
+	/* Checked by stream_ctx_new, and the payload bound fits any cert. */
+	int rc = stream_hs_payload_encode(ctx->self, s->pub, ctx->payload, sizeof(ctx->payload),
+					  &ctx->payload_len);
+	assert(rc == 0);
+	(void)rc;
 }
 
 void stream_ctx_free(struct stream_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
-	SSL_CTX_free(ctx->ssl);
+	noise_keypair_wipe(&ctx->noise_static);
 	free(ctx);
 }
 
@@ -509,7 +644,7 @@ out:
 	return 0;
 }
 
-/* --- deadline-bounded TLS I/O -------------------------------------------- */
+/* --- deadline-bounded socket I/O ----------------------------------------- */
 
 /* Sets the socket timeouts to the time left; SHOAL_ETIMEDOUT if none. */
 static int arm_timeouts(struct stream_conn *c)
@@ -526,133 +661,137 @@ static int arm_timeouts(struct stream_conn *c)
 	return 0;
 }
 
-/* SIGPIPE from writing to a peer that went away is blocked in this thread
- * around each TLS call and any pending one consumed, so no caller has to
- * ignore SIGPIPE process-wide. */
-struct sigpipe_guard {
-	sigset_t old;
-};
-
-static void sigpipe_block(struct sigpipe_guard *g)
-{
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &s, &g->old);
-}
-
-static void sigpipe_restore(struct sigpipe_guard *g)
-{
-	sigset_t s, pending;
-	sigemptyset(&s);
-	sigaddset(&s, SIGPIPE);
-	if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) &&
-	    !sigismember(&g->old, SIGPIPE)) {
-		struct timespec zero = {0, 0};
-		while (sigtimedwait(&s, NULL, &zero) == SIGPIPE)
-			;
-	}
-	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
-enum io_op { IO_READ, IO_WRITE, IO_CONNECT, IO_ACCEPT };
-
-/* Runs one SSL operation to completion or the deadline; a timed-out recv
- * or send shows up as WANT_READ/WANT_WRITE and is retried while time is
- * left. Returns bytes moved (≥ 0) or a counted SHOAL_E*. For reads, a
- * clean close by the peer is SHOAL_ECONN. */
-static int io_ssl_loop(struct stream_conn *c, enum io_op op, void *buf,
-		       size_t len, size_t *done)
-{
-	for (;;) {
-		int rc = arm_timeouts(c);
-		if (rc == SHOAL_ETIMEDOUT)
-			return count(c->ctx, STREAM_R_TIMEOUT, rc);
-		if (rc != 0)
-			return count(c->ctx, STREAM_R_IO, rc);
-		ERR_clear_error();
-		int r;
-		switch (op) {
-		case IO_READ:
-			r = SSL_read_ex(c->ssl, buf, len, done);
-			break;
-		case IO_WRITE:
-			r = SSL_write_ex(c->ssl, buf, len, done);
-			break;
-		case IO_CONNECT:
-			r = SSL_connect(c->ssl);
-			break;
-		default:
-			assert(op == IO_ACCEPT);
-			r = SSL_accept(c->ssl);
-			break;
-		}
-		if (r > 0)
-			return 0;
-		int e = SSL_get_error(c->ssl, r);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-			continue;
-		if (e == SSL_ERROR_SSL && (op == IO_CONNECT || op == IO_ACCEPT)) {
-			char msg[256];
-			ERR_error_string_n(ERR_peek_error(), msg, sizeof(msg));
-			log_debug("stream_handshake_failed", "error=\"%s\"", msg);
-			return count(c->ctx, STREAM_R_HANDSHAKE, SHOAL_EPROTO);
-		}
-		return count(c->ctx, STREAM_R_IO, SHOAL_ECONN);
-	}
-}
-
-static int io_ssl(struct stream_conn *c, enum io_op op, void *buf, size_t len,
-		  size_t *done)
-{
-	/* Any TLS call may write (handshake messages, alerts). */
-	struct sigpipe_guard g;
-	sigpipe_block(&g);
-	int rc = io_ssl_loop(c, op, buf, len, done);
-	sigpipe_restore(&g);
-	return rc;
-}
-
-static int io_read_full(struct stream_conn *c, uint8_t *buf, size_t len)
+/* Reads exactly len bytes before the deadline. 0, SHOAL_ETIMEDOUT, or
+ * SHOAL_ECONN (closed, reset). Not counted: the caller knows the phase. A
+ * recv that times out (EAGAIN) is retried while time is left. */
+static int sock_read_full(struct stream_conn *c, uint8_t *buf, size_t len)
 {
 	size_t got = 0;
 	while (got < len) {
-		size_t n = 0;
-		int rc = io_ssl(c, IO_READ, buf + got, len - got, &n);
+		int rc = arm_timeouts(c);
 		if (rc != 0)
 			return rc;
-		assert(n > 0 && n <= len - got);
-		got += n;
+		ssize_t n = recv(c->fd, buf + got, len - got, 0);
+		if (n > 0) {
+			assert((size_t)n <= len - got);
+			got += (size_t)n;
+		} else if (n == 0) {
+			return SHOAL_ECONN;
+		} else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+			return SHOAL_ECONN;
+		}
 	}
 	return 0;
 }
 
-static int io_write_full(struct stream_conn *c, const uint8_t *buf, size_t len)
+/* Writes all len bytes before the deadline; as sock_read_full. MSG_NOSIGNAL:
+ * a peer that went away is EPIPE here, never SIGPIPE. */
+static int sock_write_full(struct stream_conn *c, const uint8_t *buf, size_t len)
 {
 	size_t sent = 0;
 	while (sent < len) {
-		size_t n = 0;
-		int rc = io_ssl(c, IO_WRITE, (void *)(buf + sent), len - sent, &n);
+		int rc = arm_timeouts(c);
 		if (rc != 0)
 			return rc;
-		assert(n > 0 && n <= len - sent);
-		sent += n;
+		ssize_t n = send(c->fd, buf + sent, len - sent, MSG_NOSIGNAL);
+		if (n > 0) {
+			assert((size_t)n <= len - sent);
+			sent += (size_t)n;
+		} else if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
+			return SHOAL_ECONN;
+		}
 	}
 	return 0;
 }
 
-/* Sends close_notify once, without waiting for the peer's: the exchange is
- * over, so a failure here changes nothing and is not counted. */
-static void tls_goodbye(struct stream_conn *c)
+/* Counts a transport-phase socket failure. */
+static int io_fail(struct stream_conn *c, int rc)
 {
-	if (arm_timeouts(c) != 0)
-		return;
-	struct sigpipe_guard g;
-	sigpipe_block(&g);
-	ERR_clear_error();
-	(void)SSL_shutdown(c->ssl);
-	ERR_clear_error();
-	sigpipe_restore(&g);
+	assert(rc == SHOAL_ETIMEDOUT || rc == SHOAL_ECONN);
+	return count(c->ctx, rc == SHOAL_ETIMEDOUT ? STREAM_R_TIMEOUT : STREAM_R_IO, rc);
+}
+
+/* --- the encrypted pipe -------------------------------------------------- */
+
+/* Seals what waits in wmsg as one transport message and sends it. */
+static int pipe_flush(struct stream_conn *c)
+{
+	if (c->wlen == 0)
+		return 0;
+	int rc = stream_msg_seal(&c->tx, c->wmsg + 2, c->wlen, c->wmsg);
+	if (rc != 0)
+		return count(c->ctx, STREAM_R_LOCAL, rc); /* 2^64 messages */
+	size_t n = 2 + c->wlen + NOISE_TAG_BYTES;
+	c->wlen = 0;
+	rc = sock_write_full(c, c->wmsg, n);
+	return rc ? io_fail(c, rc) : 0;
+}
+
+/* Appends p[len] to the pipe, sending each message as it fills. */
+static int pipe_write(struct stream_conn *c, const uint8_t *p, size_t len)
+{
+	assert(p != NULL || len == 0);
+	while (len > 0) {
+		assert(c->wlen < NOISE_PLAINTEXT_BYTES_MAX);
+		size_t n = NOISE_PLAINTEXT_BYTES_MAX - c->wlen;
+		if (n > len)
+			n = len;
+		memcpy(c->wmsg + 2 + c->wlen, p, n);
+		c->wlen += n;
+		p += n;
+		len -= n;
+		if (c->wlen == NOISE_PLAINTEXT_BYTES_MAX) {
+			int rc = pipe_flush(c);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Receives and opens the next transport message into rmsg. */
+static int pipe_next(struct stream_conn *c)
+{
+	assert(c->rpos == c->rlen);
+	uint8_t hdr[2];
+	int rc = sock_read_full(c, hdr, sizeof(hdr));
+	if (rc != 0)
+		return io_fail(c, rc);
+	size_t len = (size_t)hdr[0] << 8 | hdr[1];
+	/* A length no message can have is refused before its bytes. */
+	if (len <= NOISE_TAG_BYTES)
+		return count(c->ctx, STREAM_R_MALFORMED, SHOAL_EPROTO);
+	rc = sock_read_full(c, c->rmsg, len);
+	if (rc != 0)
+		return io_fail(c, rc);
+	size_t plain;
+	if (stream_msg_open(&c->rx, c->rmsg, len, &plain) != 0) {
+		log_debug("stream_message_refused", "len=%zu", len);
+		return count(c->ctx, STREAM_R_MALFORMED, SHOAL_EPROTO);
+	}
+	c->rpos = 0;
+	c->rlen = plain;
+	return 0;
+}
+
+/* Reads exactly len plaintext bytes from the pipe. */
+static int pipe_read(struct stream_conn *c, uint8_t *out, size_t len)
+{
+	while (len > 0) {
+		if (c->rpos == c->rlen) {
+			int rc = pipe_next(c);
+			if (rc != 0)
+				return rc;
+		}
+		size_t n = c->rlen - c->rpos;
+		if (n > len)
+			n = len;
+		memcpy(out, c->rmsg + c->rpos, n);
+		c->rpos += n;
+		out += n;
+		len -= n;
+	}
+	return 0;
 }
 
 /* --- frames on a conn ---------------------------------------------------- */
@@ -661,34 +800,52 @@ int stream_send_frame(struct stream_conn *c, uint8_t type, const uint8_t *payloa
 		      size_t len)
 {
 	assert(c != NULL);
-	size_t n;
-	int rc = stream_frame_encode(type, payload, len, c->wbuf, sizeof(c->wbuf), &n);
-	if (rc != 0)
-		return count(c->ctx, STREAM_R_LOCAL, rc);
-	return io_write_full(c, c->wbuf, n);
+	assert(payload != NULL || len == 0);
+	/* Never send what we would refuse to receive: the header alone
+	 * tells. The payload is not copied into a frame first, so it may
+	 * point anywhere (even into the last received frame). */
+	uint8_t hdr[STREAM_FRAME_HEADER_BYTES];
+	struct wr w = wr_init(hdr, sizeof(hdr));
+	wr_u8(&w, type);
+	wr_u32(&w, (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len));
+	assert(wr_ok(&w));
+	struct stream_frame f;
+	size_t need;
+	int rc = stream_frame_decode(hdr, sizeof(hdr), &f, &need);
+	if (len > STREAM_FRAME_PAYLOAD_BYTES_MAX || (rc != 0 && rc != SHOAL_ETRUNC))
+		return count(c->ctx, STREAM_R_LOCAL, SHOAL_ETOOBIG);
+	assert(rc == 0 ? len == 0 : need == sizeof(hdr) + len);
+	rc = pipe_write(c, hdr, sizeof(hdr));
+	if (rc == 0)
+		rc = pipe_write(c, payload, len);
+	if (rc == 0)
+		rc = pipe_flush(c); /* a frame goes out when it ends */
+	return rc;
 }
 
 int stream_conn_write_raw(struct stream_conn *c, const uint8_t *p, size_t len)
 {
-	return io_write_full(c, p, len);
+	assert(c != NULL);
+	int rc = pipe_write(c, p, len);
+	return rc ? rc : pipe_flush(c);
 }
 
 int stream_recv_frame(struct stream_conn *c, struct stream_frame *out)
 {
 	assert(c != NULL && out != NULL);
 	size_t need;
-	int rc = io_read_full(c, c->rbuf, STREAM_FRAME_HEADER_BYTES);
+	int rc = pipe_read(c, c->frame, STREAM_FRAME_HEADER_BYTES);
 	if (rc != 0)
 		return rc;
 	/* The header alone tells a bad frame; only then read its payload. */
-	rc = stream_frame_decode(c->rbuf, STREAM_FRAME_HEADER_BYTES, out, &need);
+	rc = stream_frame_decode(c->frame, STREAM_FRAME_HEADER_BYTES, out, &need);
 	if (rc == SHOAL_ETRUNC) {
-		assert(need > STREAM_FRAME_HEADER_BYTES && need <= sizeof(c->rbuf));
-		rc = io_read_full(c, c->rbuf + STREAM_FRAME_HEADER_BYTES,
-				  need - STREAM_FRAME_HEADER_BYTES);
+		assert(need > STREAM_FRAME_HEADER_BYTES && need <= sizeof(c->frame));
+		rc = pipe_read(c, c->frame + STREAM_FRAME_HEADER_BYTES,
+			       need - STREAM_FRAME_HEADER_BYTES);
 		if (rc != 0)
 			return rc;
-		rc = stream_frame_decode(c->rbuf, need, out, &need);
+		rc = stream_frame_decode(c->frame, need, out, &need);
 		assert(rc != SHOAL_ETRUNC);
 	}
 	if (rc == SHOAL_ETOOBIG)
@@ -771,140 +928,162 @@ int stream_recv_state(struct stream_conn *c, uint8_t **state, size_t *len)
 	return recv_state_into(c, &r, state, len);
 }
 
-/* --- handshake and the certificate exchange ------------------------------ */
+/* --- the handshake over the socket --------------------------------------- */
 
-static struct stream_conn *conn_new(struct stream_ctx *ctx, int fd,
-				    uint64_t deadline_ms)
+static struct stream_conn *conn_new(struct stream_ctx *ctx, int fd, uint64_t deadline_ms)
 {
+	/* Not zeroed: the three message buffers are written before read. */
 	struct stream_conn *c = malloc(sizeof(*c));
 	if (c == NULL)
 		return NULL;
 	c->ctx = ctx;
 	c->fd = fd;
 	c->deadline_ms = deadline_ms;
-	c->ssl = SSL_new(ctx->ssl);
-	if (c->ssl == NULL || !SSL_set_fd(c->ssl, fd)) {
-		SSL_free(c->ssl);
-		free(c);
-		return NULL;
-	}
+	memset(&c->tx, 0, sizeof(c->tx));
+	memset(&c->rx, 0, sizeof(c->rx));
+	c->rpos = c->rlen = c->wlen = 0;
 	return c;
 }
 
-/* Frees c without the TLS goodbye (after an error). */
+/* Closes the socket at once and frees c with its keys wiped (after an
+ * error, or once the exchange is over). */
 static void conn_abort(struct stream_conn *c)
 {
-	SSL_free(c->ssl);
 	close(c->fd);
+	noise_cipher_wipe(&c->tx);
+	noise_cipher_wipe(&c->rx);
 	free(c);
-}
-
-/* The peer's raw Ed25519 key from its TLS certificate, whose private key
- * the handshake has proven the peer holds. */
-static int peer_tls_key(struct stream_conn *c, uint8_t pk[32])
-{
-	X509 *x = SSL_get0_peer_certificate(c->ssl);
-	if (x == NULL)
-		return SHOAL_EPROTO;
-	EVP_PKEY *k = X509_get0_pubkey(x);
-	size_t len = 32;
-	if (k == NULL || EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519 ||
-	    !EVP_PKEY_get_raw_public_key(k, pk, &len) || len != 32)
-		return SHOAL_EPROTO;
-	/* Self-signed by that same key, as libp2p requires. */
-	if (X509_verify(x, k) != 1)
-		return SHOAL_EPROTO;
-	const unsigned char *alpn = NULL;
-	unsigned alpn_len = 0;
-	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-	if (alpn_len != strlen(STREAM_ALPN) || memcmp(alpn, STREAM_ALPN, alpn_len) != 0)
-		return SHOAL_EPROTO;
-	return 0;
 }
 
 /* Tells the peer why we close; best effort. */
 static void send_error(struct stream_conn *c, const char *why)
 {
-	if (stream_send_frame(c, STREAM_FRAME_ERROR, (const uint8_t *)why,
-			      strlen(why)) != 0)
+	if (stream_send_frame(c, STREAM_FRAME_ERROR, (const uint8_t *)why, strlen(why)) != 0)
 		log_debug("stream_error_not_sent", "why=\"%s\"", why);
 }
 
-/* Receives the peer's CERT frame and checks it: the fleet's admission at
- * now_ms, bound to the TLS key, and (if given) the expected node. */
-static int recv_peer_cert(struct stream_conn *c, const uint8_t tls_pk[32],
-			  const uint8_t *expected, uint64_t now_ms,
-			  struct stream_peer *peer)
+static const char *payload_refusal(enum stream_reason why)
 {
-	struct stream_frame f;
-	int rc = stream_recv_frame(c, &f);
+	switch (why) {
+	case STREAM_R_FLEET:
+		return "certificate of another fleet";
+	case STREAM_R_EXPIRED:
+		return "certificate expired";
+	case STREAM_R_UNADMITTED:
+		return "certificate not admitted";
+	case STREAM_R_KEY_MISMATCH:
+		return "handshake signature is not by the certificate's key over the Noise key";
+	case STREAM_R_PEER_ID:
+		return "not the expected node";
+	default:
+		return "malformed handshake payload";
+	}
+}
+
+/* Counts a handshake-phase socket failure: a peer that hangs up mid-
+ * handshake refused our message (another fleet's prologue, our
+ * certificate), so it is a failed handshake, not lost I/O. */
+static int hs_io_fail(struct stream_conn *c, int rc)
+{
+	assert(rc == SHOAL_ETIMEDOUT || rc == SHOAL_ECONN);
+	return count(c->ctx, rc == SHOAL_ETIMEDOUT ? STREAM_R_TIMEOUT : STREAM_R_HANDSHAKE, rc);
+}
+
+/* Sends one handshake message with its u16 length. */
+static int hs_send(struct stream_conn *c, struct noise_handshake *hs, uint8_t *msg, size_t cap)
+{
+	size_t len;
+	int rc = stream_hs_write(c->ctx, hs, msg + 2, cap - 2, &len);
 	if (rc != 0)
-		return rc;
-	if (f.type == STREAM_FRAME_ERROR) {
-		log_remote_error(&f);
-		return count(c->ctx, STREAM_R_REMOTE_ERROR, SHOAL_ECONN);
+		return count(c->ctx, STREAM_R_HANDSHAKE, SHOAL_EPROTO); /* a low-order key */
+	msg[0] = (uint8_t)(len >> 8);
+	msg[1] = (uint8_t)len;
+	rc = sock_write_full(c, msg, 2 + len);
+	return rc ? hs_io_fail(c, rc) : 0;
+}
+
+/* Receives one handshake message and checks it; *why as stream_hs_read. */
+static int hs_recv(struct stream_conn *c, struct noise_handshake *hs, uint8_t *msg,
+		   const uint8_t *expected, uint64_t now_ms, struct stream_peer *peer,
+		   enum stream_reason *why)
+{
+	uint8_t hdr[2];
+	*why = STREAM_R_HANDSHAKE;
+	int rc = sock_read_full(c, hdr, sizeof(hdr));
+	if (rc != 0)
+		return hs_io_fail(c, rc);
+	size_t len = (size_t)hdr[0] << 8 | hdr[1];
+	/* Refused on its length alone: junk (an HTTP request, another
+	 * protocol) is not read on. */
+	if (len > stream_hs_msg_max(hs) || len == 0) {
+		log_debug("stream_handshake_failed", "len=%zu", len);
+		return count(c->ctx, STREAM_R_HANDSHAKE, SHOAL_EPROTO);
 	}
-	if (f.type != STREAM_FRAME_CERT || cert_decode(f.payload, f.len, &peer->cert) != 0) {
-		send_error(c, "expected an admission certificate");
-		return count(c->ctx, STREAM_R_MALFORMED, SHOAL_EPROTO);
-	}
-	rc = cert_verify(&peer->cert, &c->ctx->self->fleet, now_ms);
-	if (rc == SHOAL_EFLEET) {
-		send_error(c, "certificate of another fleet");
-		return count(c->ctx, STREAM_R_FLEET, rc);
-	}
-	if (rc == SHOAL_EEXPIRED) {
-		send_error(c, "certificate expired");
-		return count(c->ctx, STREAM_R_EXPIRED, rc);
-	}
+	rc = sock_read_full(c, msg, len);
+	if (rc != 0)
+		return hs_io_fail(c, rc);
+	rc = stream_hs_read(c->ctx, hs, msg, len, expected, now_ms, peer, why);
 	if (rc != 0) {
-		send_error(c, "certificate not admitted");
-		return count(c->ctx, STREAM_R_UNADMITTED, SHOAL_EUNADMITTED);
-	}
-	if (sodium_memcmp(peer->cert.node_id, tls_pk, 32) != 0) {
-		send_error(c, "certificate is not for the TLS key");
-		return count(c->ctx, STREAM_R_KEY_MISMATCH, SHOAL_EUNADMITTED);
-	}
-	if (expected != NULL && sodium_memcmp(peer->cert.node_id, expected, 32) != 0) {
-		send_error(c, "not the expected node");
-		return count(c->ctx, STREAM_R_PEER_ID, SHOAL_ENOTFOUND);
+		log_debug("stream_handshake_failed", "reason=%s error=\"%s\"",
+			  stream_reason_name(*why), shoal_strerror(rc));
+		return count(c->ctx, *why, rc);
 	}
 	return 0;
 }
 
-static int send_own_cert(struct stream_conn *c)
+/* Shuts down our side, then waits (within the deadline) for the client to
+ * close, so that closing with unread bytes does not reset the connection
+ * before the client has read our last frames. Whatever the client still
+ * sends is discarded unread. */
+static void linger_for_close(struct stream_conn *c)
 {
-	const struct node_identity *self = c->ctx->self;
-	return stream_send_frame(c, STREAM_FRAME_CERT, self->cert_bytes, self->cert_len);
+	if (shutdown(c->fd, SHUT_WR) != 0)
+		return;
+	uint8_t b[256];
+	for (;;) {
+		if (arm_timeouts(c) != 0)
+			return;
+		ssize_t n = recv(c->fd, b, sizeof(b), 0);
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+			return;
+	}
 }
 
-/* Runs the handshake for role op on c and the CERT exchange in the
- * protocol's order; on error c is aborted. */
-static int establish(struct stream_conn *c, enum io_op op, const uint8_t *expected,
+/* Runs the handshake as role on c: the three messages in turn, the
+ * payload checks, Split into c's CipherStates. A responder that refuses
+ * the client's payload tells it why over the finished channel. On error c
+ * is aborted. */
+static int establish(struct stream_conn *c, enum noise_role role, const uint8_t *expected,
 		     uint64_t now_ms, struct stream_peer *peer)
 {
-	assert(op == IO_CONNECT || op == IO_ACCEPT);
-	uint8_t tls_pk[32];
-	int rc = io_ssl(c, op, NULL, 0, NULL);
+	assert(role == NOISE_INITIATOR || role == NOISE_RESPONDER);
+	struct noise_handshake hs;
+	struct noise_keypair e;
+	uint8_t msg[2 + SHOAL_STREAM_HS_MSG_BYTES_MAX];
+	enum stream_reason why = STREAM_R_HANDSHAKE;
+	noise_keypair_generate(&e);
+	stream_hs_init(c->ctx, role, &e, &hs);
+	noise_keypair_wipe(&e);
+	int rc = 0;
+	while (rc == 0 && hs.step <= NOISE_STEP_MSG3) {
+		if (stream_hs_writes(&hs))
+			rc = hs_send(c, &hs, msg, sizeof(msg));
+		else
+			rc = hs_recv(c, &hs, msg, expected, now_ms, peer, &why);
+	}
+	/* why is only set off HANDSHAKE when a payload was refused. */
+	bool refused_payload = rc != 0 && why != STREAM_R_HANDSHAKE;
+	bool split = rc == 0 || (refused_payload && role == NOISE_RESPONDER);
+	if (split && noise_split(&hs, &c->tx, &c->rx, NULL) == 0 && rc != 0) {
+		/* The client may already be sending: read on until it has
+		 * our reason and closes, so no reset swallows it. */
+		send_error(c, payload_refusal(why));
+		linger_for_close(c);
+	}
+	noise_handshake_wipe(&hs);
+	sodium_memzero(msg, sizeof(msg));
 	if (rc != 0)
-		goto fail;
-	if (peer_tls_key(c, tls_pk) != 0) {
-		rc = count(c->ctx, STREAM_R_HANDSHAKE, SHOAL_EPROTO);
-		goto fail;
-	}
-	if (op == IO_CONNECT) {
-		rc = send_own_cert(c);
-		if (rc == 0)
-			rc = recv_peer_cert(c, tls_pk, expected, now_ms, peer);
-	} else {
-		rc = recv_peer_cert(c, tls_pk, expected, now_ms, peer);
-		if (rc == 0)
-			rc = send_own_cert(c);
-	}
-	if (rc == 0)
-		return 0;
-fail:
-	conn_abort(c);
+		conn_abort(c);
 	return rc;
 }
 
@@ -926,12 +1105,7 @@ int stream_connect(struct stream_ctx *ctx, const struct shoal_addr *to,
 		close(fd);
 		return count(ctx, STREAM_R_LOCAL, SHOAL_ENOMEM);
 	}
-	static const unsigned char alpn[] = "\x07" STREAM_ALPN;
-	if (SSL_set_alpn_protos(c->ssl, alpn, sizeof(alpn) - 1) != 0) {
-		conn_abort(c);
-		return count(ctx, STREAM_R_LOCAL, SHOAL_ECRYPTO);
-	}
-	rc = establish(c, IO_CONNECT, expected_peer_id, now_ms, peer);
+	rc = establish(c, NOISE_INITIATOR, expected_peer_id, now_ms, peer);
 	if (rc == 0)
 		*out = c;
 	return rc;
@@ -943,8 +1117,8 @@ int stream_accept(struct stream_ctx *ctx, int fd, uint64_t now_ms,
 	assert(ctx != NULL && fd >= 0);
 	assert(out != NULL && peer != NULL);
 	/* As on the connecting side. Without it the server's last writes (its
-	 * state frame, then close_notify) wait for the client's delayed ACK,
-	 * 40 ms on Linux, and both ends finish a push-pull (a join too) late. */
+	 * state frame, then its FIN) wait for the client's delayed ACK, 40 ms
+	 * on Linux, and both ends finish a push-pull (a join too) late. */
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct stream_conn *c = conn_new(ctx, fd, mono_ms() + ctx->timeout_ms);
@@ -952,7 +1126,7 @@ int stream_accept(struct stream_ctx *ctx, int fd, uint64_t now_ms,
 		close(fd);
 		return count(ctx, STREAM_R_LOCAL, SHOAL_ENOMEM);
 	}
-	int rc = establish(c, IO_ACCEPT, NULL, now_ms, peer);
+	int rc = establish(c, NOISE_RESPONDER, NULL, now_ms, peer);
 	if (rc == 0)
 		*out = c;
 	return rc;
@@ -962,7 +1136,9 @@ void stream_close(struct stream_conn *c)
 {
 	if (c == NULL)
 		return;
-	tls_goodbye(c);
+	/* Everything sent went out with its frame; the FIN ends it. */
+	assert(c->wlen == 0);
+	(void)shutdown(c->fd, SHUT_WR);
 	conn_abort(c);
 }
 
@@ -976,6 +1152,7 @@ int stream_pushpull_client(struct stream_ctx *ctx, const struct shoal_addr *to,
 {
 	assert(local_state != NULL || local_len == 0);
 	assert(remote_state != NULL && remote_len != NULL);
+	*remote_state = NULL;
 	if (local_len > SHOAL_PUSHPULL_BYTES_MAX)
 		return count(ctx, STREAM_R_TOO_BIG, SHOAL_ETOOBIG);
 	struct stream_conn *c;
@@ -993,22 +1170,6 @@ int stream_pushpull_client(struct stream_ctx *ctx, const struct shoal_addr *to,
 	count(ctx, STREAM_R_CONNECTED, 0);
 out:
 	return rc;
-}
-
-/* Waits (within the deadline) for the client to close, so that closing
- * with unread bytes does not reset the connection before the client has
- * read our last frames. */
-static void linger_for_close(struct stream_conn *c)
-{
-	uint8_t b[256];
-	for (;;) {
-		if (arm_timeouts(c) != 0)
-			return;
-		size_t n;
-		ERR_clear_error();
-		if (SSL_read_ex(c->ssl, b, sizeof(b), &n) <= 0)
-			return;
-	}
 }
 
 int stream_pushpull_serve_conn(struct stream_conn *c, const struct stream_frame *first,
@@ -1040,7 +1201,6 @@ int stream_pushpull_serve_conn(struct stream_conn *c, const struct stream_frame 
 	rc = stream_send_state(c, mine, mine_len);
 	if (rc != 0)
 		goto fail;
-	tls_goodbye(c);
 	linger_for_close(c);
 	conn_abort(c);
 	count(ctx, STREAM_R_SERVED, 0);

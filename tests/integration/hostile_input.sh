@@ -2,8 +2,9 @@
 # hostile_input.sh — bad input against real agents on 127.0.0.1 is dropped,
 # counted in `shoal status`, and changes nothing:
 #   - garbage, truncated, wrong-version and forged UDP datagrams
-#   - an intruder from another fleet that holds the gossip key (TLS push-pull
-#     refused: wrong fleet), never listed as a member
+#   - an intruder from another fleet that holds the gossip key (its stream
+#     handshake fails: the Noise prologue binds the fleet id), never listed
+#     as a member
 #   - a member whose admission certificate expires while it runs: its packets
 #     are dropped as expired and the mesh declares it dead
 #   - a config error names file, line and key; a key file with mode 0644 is
@@ -105,15 +106,22 @@ echo "ok: $((after - before)) garbage datagrams dropped and counted; membership 
 cp "$T/fleet/gossip.keys" "$T/intruder/fleet/gossip.keys"
 chmod 600 "$T/intruder/fleet/gossip.keys"
 PI=$(free_port)
-rej_before=$(jget "$T/a0" status "j['streams'].get('fleet', 0)")
+# The intruder's prologue names its own fleet, so the MACs of a0's handshake
+# message fail at the intruder, which hangs up; a0 sees its handshake
+# abandoned. Both count a failed handshake; no state crosses.
+rej_before=$(jget "$T/a0" status "j['streams'].get('handshake', 0)")
 "$BIN" agent --data "$T/intruder" --bind 127.0.0.1:$PI --join 127.0.0.1:$P0 "${FAST[@]}" 2>"$T/intruder.log" & PIDS+=($!)
-wait_for 15 "a0 refuses the intruder's push-pull (wrong fleet)" \
-	eval 'test "$(jget "$T/a0" status "j[\"streams\"].get(\"fleet\", 0)")" -gt "$rej_before"'
+wait_for 15 "a0 counts the intruder's failed handshake (wrong fleet)" \
+	eval 'test "$(jget "$T/a0" status "j[\"streams\"].get(\"handshake\", 0)")" -gt "$rej_before"'
+wait_for 5 "the intruder counts its failed handshake" \
+	eval 'test "$(jget "$T/intruder" status "j[\"streams\"].get(\"handshake\", 0)")" -gt 0'
+[ "$(jget "$T/intruder" status "j['streams'].get('connected', 0)")" = 0 ] ||
+	fail "the intruder completed a push-pull"
 sleep 2
 for d in a0 a1 a2; do
 	[ "$(state_of "$T/$d" intruder)" = absent ] || fail "$d lists the intruder"
 done
-echo "ok: intruder from another fleet refused and never listed"
+echo "ok: intruder from another fleet fails the handshake and is never listed"
 
 # --- a certificate that expires while the member runs -----------------------------
 wait_for 90 "a0 declares the expired member dead" eval 'test "$(state_of "$T/a0" short)" = dead'
