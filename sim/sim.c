@@ -42,6 +42,9 @@
 #define TIME_MAX_MS ((UINT64_C(1) << (64 - SEQ_BITS)) - 1)
 #define NO_TICK UINT64_MAX
 #define NO_CRASH UINT32_MAX
+/* Subject hints kept with a packet (member_out.hints): one per message. */
+#define SIM_HINTS_MAX SHOAL_MSGS_PER_PACKET_MAX
+_Static_assert(SIM_HINTS_MAX <= UINT8_MAX, "an event counts its hints in a byte");
 
 /* A sim time bound must fit the heap key. */
 _Static_assert((uint64_t)SHOAL_SIM_SECONDS_MAX * 1000 * 2 < TIME_MAX_MS,
@@ -63,7 +66,9 @@ struct sim_ev {
 	uint32_t b;     /* push-pull: initiator epoch; packet: payload slot */
 	uint16_t c;     /* packet: length; push-pull: join flag */
 	uint8_t kind;
+	uint8_t h;      /* packet: subject hints stored after the payload */
 };
+_Static_assert(sizeof(struct sim_ev) == 24, "queues move events around: keep them small");
 
 /* The timing wheel's buckets hold their events in chunks from a free list. */
 #define WHEEL_BITS 12
@@ -149,8 +154,10 @@ struct sim {
 	size_t heap_len, heap_cap;
 	bool heap_full;             /* the queue hit its bound: the run stops */
 
-	uint8_t *slots;             /* payload slab */
-	uint32_t slot_bytes;
+	uint8_t *slots;             /* payload slab: a payload, then its hints */
+	uint32_t slot_bytes;        /* payload bound */
+	uint32_t hints_off;         /* where a slot's hints start */
+	uint32_t slot_stride;       /* payload bound and hints, in whole lines */
 	uint32_t slots_cap;
 	uint32_t *slot_free;
 	uint32_t slot_free_len;
@@ -336,7 +343,7 @@ static void chunk_give(struct sim *s, struct ev_chunk *ch)
 /* Queues an event at time `at` (>= now): in its bucket if within WHEEL_MS,
  * else on the far heap. On overflow of the bound the run stops with EFULL. */
 static void heap_push(struct sim *s, uint64_t at, uint8_t kind, uint32_t node,
-		      uint32_t a, uint32_t b, uint16_t c)
+		      uint32_t a, uint32_t b, uint16_t c, uint8_t h)
 {
 	assert(at >= s->now);
 	assert(at <= TIME_MAX_MS);
@@ -345,7 +352,7 @@ static void heap_push(struct sim *s, uint64_t at, uint8_t kind, uint32_t node,
 		return;
 	}
 	struct sim_ev ev = {.key = (at << SEQ_BITS) | s->seq++, .node = node,
-			    .a = a, .b = b, .c = c, .kind = kind};
+			    .a = a, .b = b, .c = c, .kind = kind, .h = h};
 	if (at - s->now >= WHEEL_MS) {
 		far_push(s, &ev);
 		return;
@@ -444,7 +451,7 @@ static int slot_alloc(struct sim *s, uint32_t *out)
 {
 	if (s->slot_free_len == 0) {
 		uint32_t cap = s->slots_cap ? s->slots_cap * 2 : 1024;
-		uint8_t *p = realloc(s->slots, (size_t)cap * s->slot_bytes);
+		uint8_t *p = realloc(s->slots, (size_t)cap * s->slot_stride);
 		if (!p)
 			return SHOAL_ENOMEM;
 		s->slots = p;
@@ -645,7 +652,7 @@ static void on_member_event(struct sim *s, uint32_t o, const struct member_event
  * partition, loss, duplication, then a latency per copy. Returns the copies
  * queued: 0 (partitioned or lost), 1 or 2. */
 static int net_send(struct sim *s, uint32_t from, uint32_t to, const uint8_t *data,
-		    size_t len, uint8_t kind)
+		    size_t len, const uint16_t *hints, size_t n_hints, uint8_t kind)
 {
 	assert(to < s->n && len > 0 && len <= s->slot_bytes);
 	if (!reachable(s, from, to)) {
@@ -667,8 +674,12 @@ static int net_send(struct sim *s, uint32_t from, uint32_t to, const uint8_t *da
 			s->heap_full = true;
 			return i;
 		}
-		memcpy(s->slots + (size_t)slot * s->slot_bytes, data, len);
-		heap_push(s, s->now + draw_latency(s), kind, to, from, slot, (uint16_t)len);
+		uint8_t *p = s->slots + (size_t)slot * s->slot_stride;
+		memcpy(p, data, len);
+		if (n_hints)
+			memcpy(p + s->hints_off, hints, n_hints * sizeof(*hints));
+		heap_push(s, s->now + draw_latency(s), kind, to, from, slot, (uint16_t)len,
+			  (uint8_t)n_hints);
 	}
 	return copies;
 }
@@ -680,7 +691,10 @@ static void send_packet(struct sim *s, uint32_t from, const struct member_out *o
 		s->m.packets_unroutable++;
 		return;
 	}
-	(void)net_send(s, from, to, o->data, o->len, EV_PACKET);
+	/* The subjects' gids ride along (not on the wire: the receiver
+	 * checks each against the payload's ids, and skips a lookup). */
+	size_t n_hints = o->hints && o->hints_count <= SIM_HINTS_MAX ? o->hints_count : 0;
+	(void)net_send(s, from, to, o->data, o->len, o->hints, n_hints, EV_PACKET);
 }
 
 static void start_pushpull(struct sim *s, uint32_t from, const struct member_out *o)
@@ -693,7 +707,7 @@ static void start_pushpull(struct sim *s, uint32_t from, const struct member_out
 	/* Connect, send, receive: about two round trips of the datagram latency. */
 	uint64_t rtt = draw_latency(s) + draw_latency(s);
 	heap_push(s, s->now + 2 * rtt, EV_PUSHPULL, from, to, s->nodes[from].epoch,
-		  o->join ? 1 : 0);
+		  o->join ? 1 : 0, 0);
 }
 
 /* Drains every output of node idx and schedules its next tick. `ticked` says
@@ -734,7 +748,7 @@ static void drain(struct sim *s, uint32_t idx, bool ticked)
 	}
 	if (d < nd->tick_at) {
 		nd->tick_at = d;
-		heap_push(s, d, EV_TICK, idx, nd->epoch, 0, 0);
+		heap_push(s, d, EV_TICK, idx, nd->epoch, 0, 0, 0);
 	}
 }
 
@@ -810,7 +824,7 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 			 * then do, without touching the (cold) core. */
 			if (nd->deadline != UINT64_MAX) {
 				nd->tick_at = nd->deadline;
-				heap_push(s, nd->deadline, EV_TICK, ev->node, nd->epoch, 0, 0);
+				heap_push(s, nd->deadline, EV_TICK, ev->node, nd->epoch, 0, 0, 0);
 			}
 			return;
 		}
@@ -818,15 +832,16 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 		drain(s, ev->node, true);
 		break;
 	case EV_PACKET: {
-		const uint8_t *data = s->slots + (size_t)ev->b * s->slot_bytes;
+		const uint8_t *data = s->slots + (size_t)ev->b * s->slot_stride;
 		if (!nd->up) {
 			s->m.packets_to_down++;
 		} else {
 			struct shoal_addr from;
 			sim_node_addr(ev->a, &from);
 			s->m.packets_delivered++;
-			(void)member_core_recv_packet(nd->core, s->nodes[ev->a].id, &from,
-						      data, ev->c, s->now);
+			(void)member_core_recv_packet_hinted(
+				nd->core, s->nodes[ev->a].id, s->nodes[ev->a].gid, &from, data,
+				ev->c, (const uint16_t *)(data + s->hints_off), ev->h, s->now);
 			drain(s, ev->node, false);
 		}
 		slot_release(s, ev->b);
@@ -840,7 +855,7 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 		 * with data first (see sim_hooks). */
 		if (s->hooks.datagram)
 			s->hooks.datagram(s->hooks.arg, ev->node, ev->a,
-					  s->slots + (size_t)ev->b * s->slot_bytes, ev->c);
+					  s->slots + (size_t)ev->b * s->slot_stride, ev->c);
 		slot_release(s, ev->b);
 		break;
 	case EV_TIMER:
@@ -874,16 +889,21 @@ static void prefetch_ahead(const struct sim *s)
 	if ((e = queue_peek(s, 1)) && calls_core(s, e)) {
 		member_core_prefetch(s->cores[e->node], 1);
 		if (e->kind == EV_PACKET) {
-			const uint8_t *data = s->slots + (size_t)e->b * s->slot_bytes;
+			const uint8_t *data = s->slots + (size_t)e->b * s->slot_stride;
 			for (uint32_t off = 0; off < e->c; off += 64)
 				__builtin_prefetch(data + off);
+			for (uint32_t off = 0; off < 2u * e->h; off += 64)
+				__builtin_prefetch(data + s->hints_off + off);
 		}
 	}
 	if ((e = queue_peek(s, 0)) && calls_core(s, e)) {
 		member_core_prefetch(s->cores[e->node], 2);
 		if (e->kind == EV_PACKET)
-			member_core_prefetch_packet(s->cores[e->node], s->nodes[e->a].gid,
-						    s->slots + (size_t)e->b * s->slot_bytes, e->c);
+			member_core_prefetch_packet(
+				s->cores[e->node], s->nodes[e->a].gid,
+				(const uint16_t *)(s->slots + (size_t)e->b * s->slot_stride +
+						   s->hints_off),
+				e->h);
 	}
 }
 
@@ -920,14 +940,14 @@ int sim_send_datagram(struct sim *s, uint32_t from, uint32_t to, const uint8_t *
 	assert(from < s->n);
 	if (to >= s->n || to == from || len == 0 || len > s->slot_bytes)
 		return SHOAL_EINVAL;
-	return net_send(s, from, to, data, len, EV_DATAGRAM);
+	return net_send(s, from, to, data, len, NULL, 0, EV_DATAGRAM);
 }
 
 void sim_schedule(struct sim *s, uint64_t at_ms, uint32_t node, uint32_t a, uint32_t b)
 {
 	assert(node < s->n);
 	assert(at_ms >= s->now);
-	heap_push(s, at_ms, EV_TIMER, node, a, b, 0);
+	heap_push(s, at_ms, EV_TIMER, node, a, b, 0, 0);
 }
 
 uint64_t sim_draw_latency(struct sim *s) { return draw_latency(s); }
@@ -1229,6 +1249,8 @@ struct sim *sim_new(const struct sim_config *cfg)
 	rng_seed(&s->rng, cfg->seed);
 	s->trace_hash = 0xcbf29ce484222325ull;
 	s->slot_bytes = cfg->member.payload_bytes_max;
+	s->hints_off = (s->slot_bytes + 1) & ~1u; /* 2-aligned */
+	s->slot_stride = (s->hints_off + SIM_HINTS_MAX * sizeof(uint16_t) + 63) & ~63u;
 	s->words_per_row = (s->n + 63) / 64;
 	s->dir = member_dir_new();
 	s->nodes = calloc(s->n, sizeof(*s->nodes));

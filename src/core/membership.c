@@ -1032,7 +1032,8 @@ static bool bcast_encode(const struct member_core *c, const struct bcast *b, str
  * out. memberlist orders its own the same as others'; this is the one
  * departure, and it changes what a packet carries, not what anyone
  * accepts. */
-static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned room_msgs)
+static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned room_msgs,
+			       uint16_t *gids)
 {
 	uint32_t limit = retransmit_limit(c);
 	unsigned added = 0;
@@ -1047,6 +1048,7 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 	if (me->bc_pos != NONE16 && room_msgs > 0) {
 		const struct bcast *b = &c->tiers[me->bc_tier].v[me->bc_pos];
 		if (bcast_encode(c, b, w, &m)) {
+			gids[added] = b->gid;
 			sent_tier[added] = me->bc_tier;
 			sent_pos[added++] = me->bc_pos;
 			own_first = true;
@@ -1068,6 +1070,7 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 			if (b->kind == 0 || (own_first && b->gid == c->self_gid))
 				continue;
 			if (bcast_encode(c, b, w, &m)) {
+				gids[added] = b->gid;
 				sent_tier[added] = (uint8_t)t;
 				sent_pos[added++] = (uint16_t)p;
 			}
@@ -1115,6 +1118,29 @@ done:;
 
 /* --- sending --------------------------------------------------------------- */
 
+/* A shared output space: the output items, each packet's subject hints
+ * (a row of SHOAL_MSGS_PER_PACKET_MAX per output item), then the packets'
+ * bytes. */
+static size_t share_items_bytes(void)
+{
+	size_t b = (size_t)SHOAL_OUTBOX_COUNT_MAX * sizeof(struct out_item);
+	return (b + 63) & ~(size_t)63;
+}
+
+static size_t share_hints_bytes(void)
+{
+	size_t b = (size_t)SHOAL_OUTBOX_COUNT_MAX * SHOAL_MSGS_PER_PACKET_MAX * sizeof(uint16_t);
+	return (b + 63) & ~(size_t)63;
+}
+
+/* The hints row of output item i (shared outputs only). */
+static uint16_t *shared_hints(const struct member_core *c, size_t i)
+{
+	assert(c->outputs_shared && i < SHOAL_OUTBOX_COUNT_MAX);
+	return (uint16_t *)((uint8_t *)c->outq + share_items_bytes()) +
+	       i * SHOAL_MSGS_PER_PACKET_MAX;
+}
+
 /* Sends msgs (n of them) to `to`, filling the rest of the payload with
  * piggybacked broadcasts. */
 static void send_msgs(struct member_core *c, const struct shoal_addr *to,
@@ -1132,10 +1158,20 @@ static void send_msgs(struct member_core *c, const struct shoal_addr *to,
 	for (unsigned i = 0; i < n; i++)
 		wire_put_msg(&w, &msgs[i]);
 	assert(wr_ok(&w));
-	unsigned total = n + add_broadcasts(c, &w, SHOAL_MSGS_PER_PACKET_MAX - n);
+	uint16_t gids[SHOAL_MSGS_PER_PACKET_MAX];
+	unsigned added = add_broadcasts(c, &w, SHOAL_MSGS_PER_PACKET_MAX - n, gids);
+	unsigned total = n + added;
 	if (total == 0) {
 		c->arena_len = off; /* nothing to send; give the space back */
 		return;
+	}
+	if (c->outputs_shared && c->outq_len < c->outq_cap) {
+		/* The subjects' gids, in the row of the output this packet
+		 * becomes (out_push takes index outq_len). */
+		uint16_t *row = shared_hints(c, c->outq_len);
+		for (unsigned i = 0; i < n; i++)
+			row[i] = MEMBER_HINT_NONE;
+		memcpy(row + n, gids, added * sizeof(*gids));
 	}
 	buf[1] = (uint8_t)total;
 	/* Shrink the arena reservation to what was written. */
@@ -1968,16 +2004,36 @@ static bool item_names_subject(const struct wire_item *it)
 	return it->type == WIRE_ALIVE || it->type == WIRE_SUSPECT || it->type == WIRE_DEAD;
 }
 
+/* The gid of id: hint if the directory's id of that gid is id (ids are
+ * unique in the directory, so that is the gid a lookup finds), else by
+ * lookup (NONE32 if unknown). */
+static uint32_t dir_find_hinted(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES],
+				uint32_t hint)
+{
+	if (hint < d->count && id_equal(d->ids[hint], id))
+		return hint;
+	return dir_find_h(d, id, id_hash(id));
+}
+
 int member_core_recv_packet(struct member_core *c,
 			    const uint8_t from_id[SHOAL_NODE_ID_BYTES],
 			    const struct shoal_addr *from,
 			    const uint8_t *payload, size_t len, uint64_t now_ms)
 {
+	return member_core_recv_packet_hinted(c, from_id, NONE32, from, payload, len, NULL, 0,
+					      now_ms);
+}
+
+int member_core_recv_packet_hinted(struct member_core *c,
+				   const uint8_t from_id[SHOAL_NODE_ID_BYTES], uint32_t from_hint,
+				   const struct shoal_addr *from, const uint8_t *payload,
+				   size_t len, const uint16_t *hints, size_t n_hints,
+				   uint64_t now_ms)
+{
 	/* The fixed-layout messages (nearly all) are read in place; only
 	 * ALIVE and PING_REQ are decoded, into msgs. */
 	struct wire_msg *msgs = c->dir->scratch;
 	struct wire_item items[SHOAL_MSGS_PER_PACKET_MAX];
-	uint64_t hs[SHOAL_MSGS_PER_PACKET_MAX]; /* subject id hashes */
 	uint32_t gids[SHOAL_MSGS_PER_PACKET_MAX];
 	size_t n = 0;
 	out_compact(c);
@@ -1987,7 +2043,8 @@ int member_core_recv_packet(struct member_core *c,
 		return err;
 	}
 	c->stats.packets_received++;
-	uint32_t from_gid = member_dir_intern(c->dir, from_id);
+	uint32_t from_gid = from_hint < c->dir->count && id_equal(c->dir->ids[from_hint], from_id)
+		? from_hint : member_dir_intern(c->dir, from_id);
 	if (from_gid == NONE32 || from_gid == c->self_gid) {
 		c->stats.msgs_ignored++;
 		return 0;
@@ -2004,8 +2061,7 @@ int member_core_recv_packet(struct member_core *c,
 		/* The directory (a few hundred KB at 10,000 nodes) stays in
 		 * cache; the core's table entry is what misses. */
 		const uint8_t *id = item_subject(&items[i], &msgs[i]);
-		hs[i] = id_hash(id);
-		gids[i] = dir_find_h(d, id, hs[i]);
+		gids[i] = dir_find_hinted(d, id, i < n_hints ? hints[i] : NONE32);
 		if (gids[i] < c->tab_cap)
 			__builtin_prefetch(&c->tab[gids[i]]);
 	}
@@ -2041,7 +2097,7 @@ int member_core_recv_packet(struct member_core *c,
 		/* An earlier ALIVE in this packet may have added the subject. */
 		uint32_t gid = gids[i];
 		if (gid == NONE32 && item_names_subject(it))
-			gid = dir_find_h(d, item_subject(it, m), hs[i]);
+			gid = member_dir_find(d, item_subject(it, m));
 		switch (it->type) {
 		case WIRE_PING: {
 			if (!id_equal(wire_item_id(it), self_id)) {
@@ -2467,15 +2523,12 @@ bool member_core_poll(struct member_core *c, struct member_out *out)
 	if (o->kind == MEMBER_OUT_PACKET) {
 		out->data = c->arena + o->off;
 		out->len = o->len;
+		if (c->outputs_shared) {
+			out->hints = shared_hints(c, c->outq_head - 1);
+			out->hints_count = out->data[1]; /* the payload's message count */
+		}
 	}
 	return true;
-}
-
-/* A shared output space: the output items, then the packets' bytes. */
-static size_t share_items_bytes(void)
-{
-	size_t b = (size_t)SHOAL_OUTBOX_COUNT_MAX * sizeof(struct out_item);
-	return (b + 63) & ~(size_t)63;
 }
 
 size_t member_core_shared_outputs_bytes(const struct member_config *cfg)
@@ -2483,7 +2536,7 @@ size_t member_core_shared_outputs_bytes(const struct member_config *cfg)
 	/* Every output a call may queue (the outbox bound), each packet
 	 * reserved at the payload bound while it is filled, plus the one
 	 * reservation that finds the outbox full. */
-	size_t b = share_items_bytes() +
+	size_t b = share_items_bytes() + share_hints_bytes() +
 		   ((size_t)SHOAL_OUTBOX_COUNT_MAX + 1) * cfg->payload_bytes_max;
 	return (b + 63) & ~(size_t)63; /* a size aligned_alloc(64, ...) takes */
 }
@@ -2502,8 +2555,8 @@ int member_core_share_outputs(struct member_core *c, void *space, size_t bytes)
 	c->outq = space;
 	c->outq_cap = SHOAL_OUTBOX_COUNT_MAX;
 	c->outq_len = c->outq_head = 0;
-	c->arena = (uint8_t *)space + share_items_bytes();
-	c->arena_cap = bytes - share_items_bytes();
+	c->arena = (uint8_t *)space + share_items_bytes() + share_hints_bytes();
+	c->arena_cap = bytes - share_items_bytes() - share_hints_bytes();
 	c->arena_len = 0;
 	c->outputs_shared = true;
 	return 0;
@@ -2602,15 +2655,24 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 }
 
 void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
-				 const uint8_t *payload, size_t len)
+				 const uint16_t *hints, size_t n_hints)
 {
-	/* Only the sender's entry: looking the subjects up ahead as well (a
-	 * hash and a directory probe each) cost more than it saved (6% at
-	 * 10,000 nodes); recv stages those loads itself. */
-	(void)payload;
-	(void)len;
-	if (from_gid < c->tab_cap)
+	/* The hints name the subjects without a lookup (looking them up
+	 * ahead, a hash and a directory probe each, cost more than it saved:
+	 * 6% at 10,000 nodes); recv checks each against its id. */
+	const struct member_dir *d = c->dir;
+	if (from_gid < c->tab_cap) {
 		__builtin_prefetch(&c->tab[from_gid]);
+		__builtin_prefetch(d->ids[from_gid]);
+	}
+	for (size_t i = 0; i < n_hints; i++) {
+		uint32_t g = hints[i];
+		if (g < c->tab_cap && g < d->count) {
+			__builtin_prefetch(&c->tab[g]);
+			__builtin_prefetch(d->ids[g]);
+			__builtin_prefetch(d->ids[g] + SHOAL_NODE_ID_BYTES - 1);
+		}
+	}
 }
 
 uint32_t member_core_incarnation(const struct member_core *c) { return c->incarnation; }

@@ -133,6 +133,13 @@ struct member_out {
 	bool join;               /* push-pull: this is a join */
 	const uint8_t *data;     /* packet payload; valid until the next core call */
 	size_t len;
+	/* packet, with shared outputs only (else NULL): per message of the
+	 * payload, the directory gid of the member it is about (a broadcast's
+	 * subject), or MEMBER_HINT_NONE; valid as long as data. A driver whose
+	 * cores share one directory passes them on to
+	 * member_core_recv_packet_hinted and member_core_prefetch_packet. */
+	const uint16_t *hints;
+	size_t hints_count;
 	struct member_event ev;
 };
 
@@ -195,6 +202,21 @@ int member_core_recv_packet(struct member_core *c,
 			    const struct shoal_addr *from,
 			    const uint8_t *payload, size_t len, uint64_t now_ms);
 
+/* As member_core_recv_packet, for a driver whose cores share one directory
+ * (the simulator): from_gid is the sender's gid and hints[i] (i < n_hints)
+ * the gid of message i's subject as the sender's output said
+ * (member_out.hints), MEMBER_HINT_NONE or UINT32_MAX if unknown. A hint is
+ * used only after the id it names in the directory equals the id in the
+ * payload, so a wrong one costs a lookup and changes nothing else; a right
+ * one saves the directory's hash lookup (two cache misses at 10,000
+ * nodes). */
+#define MEMBER_HINT_NONE 0xffffu
+int member_core_recv_packet_hinted(struct member_core *c,
+				   const uint8_t from_id[SHOAL_NODE_ID_BYTES], uint32_t from_gid,
+				   const struct shoal_addr *from, const uint8_t *payload,
+				   size_t len, const uint16_t *hints, size_t n_hints,
+				   uint64_t now_ms);
+
 /* Encodes this node's full state for a push-pull into a malloc'd buffer. */
 int member_core_encode_state(struct member_core *c, bool join, uint8_t **out,
 			     size_t *out_len);
@@ -251,9 +273,10 @@ uint64_t member_core_next_deadline(const struct member_core *c);
  * nothing. */
 void member_core_prefetch(const struct member_core *c, unsigned stage);
 /* For a packet from member from_gid that will be delivered to c (after
- * stage 1): the sender's table entry. */
+ * stage 0): the table entries of the sender and of the subjects its hints
+ * name (member_out.hints), and their ids in the directory. */
 void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
-				 const uint8_t *payload, size_t len);
+				 const uint16_t *hints, size_t n_hints);
 
 /* Pops the next output; false when none. Output data stays valid until the
  * next call into the core other than member_core_poll. */

@@ -34,10 +34,15 @@ struct net {
 	 * cores sharing an output space need, member_core_share_outputs):
 	 * outputs wait in held[] until the pump delivers them. */
 	bool collect_first;
+	/* Packets are delivered with member_core_recv_packet_hinted: 1 with
+	 * the hints their output carried (collect_first), 2 with wrong ones. */
+	int hint_mode;
+	unsigned hints_seen; /* subject hints (not MEMBER_HINT_NONE) delivered */
 	struct held_list {
 		struct held {
 			struct member_out o;
 			uint8_t data[SHOAL_UDP_PAYLOAD_BYTES_MAX];
+			uint16_t hints[SHOAL_MSGS_PER_PACKET_MAX];
 		} *v;
 		size_t len, cap;
 	} held[NMAX];
@@ -61,6 +66,10 @@ static void net_collect(struct net *net, size_t i)
 		if (o.kind == MEMBER_OUT_PACKET) {
 			memcpy(x->data, o.data, o.len);
 			x->o.data = x->data;
+			assert_true(o.hints_count <= SHOAL_MSGS_PER_PACKET_MAX);
+			if (o.hints)
+				memcpy(x->hints, o.hints, o.hints_count * sizeof(*o.hints));
+			x->o.hints = o.hints ? x->hints : NULL;
 		}
 	}
 }
@@ -134,8 +143,30 @@ static void net_deliver(struct net *net, size_t i, const struct member_out *o)
 		uint8_t copy[SHOAL_UDP_PAYLOAD_BYTES_MAX];
 		memcpy(copy, o->data, o->len);
 		net->packets++;
-		assert_int_equal(member_core_recv_packet(net->cores[to], net->ids[i].id,
-							 &net->ids[i].addr, copy, o->len, net->now), 0);
+		if (net->hint_mode) {
+			uint16_t hints[SHOAL_MSGS_PER_PACKET_MAX];
+			uint32_t from_gid = member_dir_find(net->dir, net->ids[i].id);
+			size_t count = member_dir_count(net->dir);
+			assert_non_null(o->hints);
+			for (size_t k = 0; k < o->hints_count; k++) {
+				hints[k] = o->hints[k];
+				net->hints_seen += hints[k] != MEMBER_HINT_NONE;
+				if (net->hint_mode == 2) /* another member's gid */
+					hints[k] = (uint16_t)((hints[k] + 1) % count);
+			}
+			if (net->hint_mode == 2)
+				from_gid = (from_gid + 1) % (uint32_t)count;
+			assert_int_equal(member_core_recv_packet_hinted(
+						 net->cores[to], net->ids[i].id, from_gid,
+						 &net->ids[i].addr, copy, o->len, hints,
+						 o->hints_count, net->now),
+					 0);
+		} else {
+			assert_int_equal(member_core_recv_packet(net->cores[to], net->ids[i].id,
+								 &net->ids[i].addr, copy, o->len,
+								 net->now),
+					 0);
+		}
 		net_collect(net, (size_t)to);
 	} else if (o->kind == MEMBER_OUT_PUSHPULL) {
 		uint8_t *a, *b;
@@ -175,8 +206,11 @@ static void net_pump(struct net *net)
 			assert_true(n == 0 || batch);
 			for (size_t k = 0; k < n; k++) {
 				batch[k] = h->v[k];
-				if (batch[k].o.kind == MEMBER_OUT_PACKET)
+				if (batch[k].o.kind == MEMBER_OUT_PACKET) {
 					batch[k].o.data = batch[k].data;
+					if (batch[k].o.hints)
+						batch[k].o.hints = batch[k].hints;
+				}
 			}
 			h->len = 0;
 			any |= n > 0;
@@ -536,6 +570,66 @@ static void shared_outputs_change_nothing(void **state)
 	net_free(&nets[0]);
 	net_free(&nets[1]);
 	free(space);
+}
+
+/* Subject hints (member_out.hints, member_core_recv_packet_hinted) change
+ * nothing: delivered as the outputs gave them, or all wrong (every hint and
+ * the sender's gid naming another member), the cores see the same events,
+ * send the same packets and hold the same views as with plain
+ * member_core_recv_packet, through joins, a crash and the death it leads
+ * to. Without shared outputs there are no hints. */
+static void subject_hints_change_nothing(void **state)
+{
+	(void)state;
+	struct member_config cfg = cfg_default();
+	size_t bytes = member_core_shared_outputs_bytes(&cfg);
+	uint8_t *space = aligned_alloc(64, bytes);
+	assert_non_null(space);
+	struct net nets[3];
+	for (int v = 0; v < 3; v++) {
+		struct net *net = &nets[v];
+		net_init(net, 7, &cfg);
+		net->collect_first = true;
+		net->hint_mode = v;
+		for (size_t i = 0; i < net->n; i++)
+			assert_int_equal(member_core_share_outputs(net->cores[i], space, bytes), 0);
+		net_join_all(net);
+		net->down[6] = true;
+		net_run(net, net->now + 40000);
+	}
+	assert_true(nets[0].packets > 100);
+	assert_true(nets[1].hints_seen > 100);
+	for (int v = 1; v < 3; v++) {
+		assert_int_equal(nets[0].packets, nets[v].packets);
+		assert_memory_equal(nets[0].events, nets[v].events, sizeof(nets[0].events));
+		for (size_t i = 0; i < 6; i++) {
+			assert_int_equal(state_of(&nets[v], i, 6), MEMBER_DEAD);
+			for (size_t j = 0; j < 7; j++)
+				assert_int_equal(state_of(&nets[0], i, j), state_of(&nets[v], i, j));
+			const struct member_stats *a = member_core_stats(nets[0].cores[i]);
+			const struct member_stats *b = member_core_stats(nets[v].cores[i]);
+			assert_memory_equal(a, b, sizeof(*a));
+		}
+	}
+	for (int v = 0; v < 3; v++)
+		net_free(&nets[v]);
+	free(space);
+	/* own outputs: no hints */
+	struct net net;
+	net_init(&net, 2, &cfg);
+	net_join_all(&net);
+	member_core_tick(net.cores[0], net.now + 5000);
+	struct member_out o;
+	bool packet = false;
+	while (member_core_poll(net.cores[0], &o)) {
+		if (o.kind == MEMBER_OUT_PACKET) {
+			packet = true;
+			assert_null(o.hints);
+			assert_int_equal(o.hints_count, 0);
+		}
+	}
+	assert_true(packet);
+	net_free(&net);
 }
 
 /* --- transitions ------------------------------------------------------------ */
@@ -1132,6 +1226,7 @@ int main(void)
 		cmocka_unit_test(state_round_trip_and_rejects),
 		cmocka_unit_test(snapshot_is_the_encoded_state),
 		cmocka_unit_test(shared_outputs_change_nothing),
+		cmocka_unit_test(subject_hints_change_nothing),
 		cmocka_unit_test(join_converges_and_tags_travel),
 		cmocka_unit_test(crash_is_suspected_then_dead_everywhere),
 		cmocka_unit_test(suspicion_timeout_follows_lifeguard),
