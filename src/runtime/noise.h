@@ -144,7 +144,8 @@ void noise_handshake_wipe(struct noise_handshake *hs);
 int noise_encrypt(struct noise_cipher *c, const uint8_t *ad, size_t ad_len,
 		  const uint8_t *in, size_t len, uint8_t *out) SHOAL_MUST_CHECK;
 /* DecryptWithAd(ad, in[len]) into out[len - NOISE_TAG_BYTES]; out may be in.
- * SHOAL_EBADMAC (n unchanged, out unspecified), SHOAL_ETRUNC below a tag,
+ * SHOAL_EBADMAC (n unchanged; libsodium zeroes out, so a message opened
+ * in place is gone), SHOAL_ETRUNC below a tag,
  * SHOAL_ETOOBIG over NOISE_MSG_BYTES_MAX or n exhausted, SHOAL_ESTATE
  * without a key. */
 int noise_decrypt(struct noise_cipher *c, const uint8_t *ad, size_t ad_len,

@@ -760,6 +760,22 @@ static void handshake_lengths_rejected(void **state)
 	close(fd);
 }
 
+/* An ephemeral key of small order (here zero) would make ee a value every
+ * attacker knows: the server refuses to answer it. */
+static void low_order_key_rejected(void **state)
+{
+	struct fx *x = *state;
+	server_start(x, (const uint8_t *)"s", 1);
+	int fd = raw_connect(&x->addr);
+	static const uint8_t zero_key[NOISE_DH_BYTES];
+	raw_send(fd, zero_key, sizeof(zero_key));
+	assert_int_equal(server_join(x), SHOAL_EPROTO);
+	assert_int_equal(stat_of(x->ca, STREAM_R_HANDSHAKE), 1);
+	uint8_t msg[SHOAL_STREAM_HS_MSG_BYTES_MAX];
+	assert_true(raw_recv(fd, msg, sizeof(msg)) < 0); /* no msg 2 */
+	close(fd);
+}
+
 /* After a good handshake: transport messages with an impossible length
  * (empty, shorter than a tag), garbage of a valid length, and one cut
  * short. None delivers anything. */
@@ -1368,6 +1384,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flipped_bytes_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(replayed_handshake_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(handshake_lengths_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(low_order_key_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(transport_lengths_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_frame_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(silent_peer_times_out, setup, teardown),
