@@ -1058,6 +1058,14 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 		const struct tier *q = &c->tiers[t];
 		if (q->live == 0)
 			continue;
+		/* The next tier's end: the items sent from this one are
+		 * appended there, and the walk may go on to its newest. */
+		if (t + 1 < c->tiers_count && c->tiers[t + 1].v) {
+			const struct tier *nq = &c->tiers[t + 1];
+			__builtin_prefetch(&nq->v[nq->len], 1);
+			if (nq->len)
+				__builtin_prefetch(&nq->v[nq->len - 1]);
+		}
 		/* The table entries the moves will update, loaded a few items
 		 * ahead of the walk (the first ones now). A hole's stale gid
 		 * costs a useless prefetch, nothing else. */
@@ -1165,7 +1173,8 @@ static void send_msgs(struct member_core *c, const struct shoal_addr *to,
 		c->arena_len = off; /* nothing to send; give the space back */
 		return;
 	}
-	if (c->outputs_shared && c->outq_len < c->outq_cap) {
+	if (c->outputs_shared && c->outq_len < SHOAL_OUTBOX_COUNT_MAX) {
+		/* (outq_cap is that bound when shared; it is on a cold line.) */
 		/* The subjects' gids, in the row of the output this packet
 		 * becomes (out_push takes index outq_len). */
 		uint16_t *row = shared_hints(c, c->outq_len);
@@ -2621,8 +2630,10 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 		 * lines (which stage 0 has loaded): the tier and output
 		 * vectors, the arena's first packet (written), the suspicion
 		 * heap, the relays, our own entry and the probe order. */
-		if (c->tiers_count)
-			__builtin_prefetch(c->tiers);
+		/* (every tier a packet may take from: a few lines) */
+		size_t tiers_bytes = (c->tiers_count < 32 ? c->tiers_count : 32) * sizeof(*c->tiers);
+		for (size_t off = 0; off < tiers_bytes; off += 64)
+			__builtin_prefetch((const char *)c->tiers + off);
 		if (c->outq && !c->outputs_shared) {
 			__builtin_prefetch(c->outq);
 			size_t first = c->arena_cap < 1024 ? c->arena_cap : 1024;
@@ -2640,15 +2651,22 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 		return;
 	}
 	/* One level further (stage 1 loaded these pointers): the newest
-	 * broadcasts of the first tiers, where a packet's filling starts, and
-	 * the table entry of the next probe's target. */
-	for (size_t t = 0; t < c->tiers_count && t < 2; t++) {
+	 * broadcasts of the first non-empty tiers, where a packet's filling
+	 * starts (about a packet's worth), with the end of the tier after each,
+	 * where they move; and the table entry of the next probe's target. */
+	uint32_t items = 0;
+	for (size_t t = 0; t < c->tiers_count && items < 12; t++) {
 		const struct tier *q = &c->tiers[t];
-		if (q->len) {
-			__builtin_prefetch(&q->v[q->len - 1]);
-			if (q->len > 5)
-				__builtin_prefetch(&q->v[q->len - 6]);
-		}
+		if (!q->live)
+			continue;
+		__builtin_prefetch(&q->v[q->len - 1]);
+		if (q->len > 5)
+			__builtin_prefetch(&q->v[q->len - 6]);
+		if (q->len > 10)
+			__builtin_prefetch(&q->v[q->len - 11]);
+		if (t + 1 < c->tiers_count && c->tiers[t + 1].v)
+			__builtin_prefetch(&c->tiers[t + 1].v[c->tiers[t + 1].len], 1);
+		items += q->live;
 	}
 	if (c->probe_pos < c->count)
 		__builtin_prefetch(&c->tab[c->order[c->probe_pos]]);
