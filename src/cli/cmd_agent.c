@@ -78,6 +78,12 @@ static int run_agent(int argc, char **argv)
 	}
 	if (config_validate(&cfg, err, sizeof(err)) != 0)
 		return cli_fail("agent", "%s", err);
+	/* Outgoing push-pulls run on libuv's pool: two threads rather than
+	 * libuv's default four (each keeps ~16 KiB of stack resident). One
+	 * push-pull per interval needs one; a second lets a join's seeds or a
+	 * slow peer overlap. An operator's UV_THREADPOOL_SIZE wins. Set here,
+	 * while the process has one thread. */
+	(void)setenv("UV_THREADPOOL_SIZE", "2", 0);
 	return agent_run(&cfg);
 }
 
@@ -94,8 +100,8 @@ const struct cli_command cmd_agent = {
 	"    durably in DIR/state.db, and joins the mesh through the --join seeds and\n"
 	"    through every member it knew before a restart. Membership is SWIM with\n"
 	"    Lifeguard: UDP packets sealed with the fleet gossip key and signed by\n"
-	"    the node key on HOST:PORT, and TLS 1.3 push-pull state exchange on the\n"
-	"    same TCP port, both ends proven to hold admitted node keys.\n\n"
+	"    the node key on HOST:PORT, and push-pull state exchange on the same TCP\n"
+	"    port over Noise XX streams, both ends proven to hold admitted node keys.\n\n"
 	"    Every event is logged as one key=value line on stderr (member_join,\n"
 	"    member_suspect, member_dead, member_left, member_alive, ...). The CLI\n"
 	"    talks to the agent through DIR/control.sock (mode 0600).\n\n"
@@ -135,6 +141,8 @@ const struct cli_command cmd_agent = {
 	"                    (default empty: off)\n"
 	"    --upstream-interval-ms MS   time between pulls (1000..86400000,\n"
 	"                    default 60000)\n\n"
+	"ENVIRONMENT\n"
+	"    UV_THREADPOOL_SIZE  threads running outgoing push-pulls (default 2)\n\n"
 	"EXIT STATUS\n"
 	"    0 after a graceful leave; 1 if the agent could not start (the message\n"
 	"    names the file, key or address at fault); 2 on a usage error.\n\n"

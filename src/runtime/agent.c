@@ -8,7 +8,7 @@
  *                 socket. Every core call happens here.
  *   listener      accept()s stream connections and hands each to a
  *                 short-lived connection thread (at most SHOAL_TCP_CONNS_MAX).
- *   connection    runs the TLS handshake, then by the first frame either a
+ *   connection    runs the Noise handshake, then by the first frame either a
  *                 push-pull (asks the loop for the local state — state_req,
  *                 answered in on_async — and queues the remote state for the
  *                 loop to merge) or a replication stream (replica_serve).
@@ -58,7 +58,7 @@
 #define LEAVE_LINGER_MS 1000       /* keep gossiping our LEFT before exit */
 #define STATE_REQ_TIMEOUT_MS 5000  /* a connection thread waits for the loop */
 
-/* A question from another thread (TLS connection, HTTP) that only the loop
+/* A question from another thread (stream connection, HTTP) that only the loop
  * thread may answer, because only it touches the core. */
 enum req_kind { REQ_STATE, REQ_STATUS, REQ_MEMBERS };
 
@@ -130,7 +130,6 @@ struct agent {
 	size_t seeds_count;
 	int jobs_active;
 	bool leaving, closing, members_dirty;
-	bool trim_due;                    /* a push-pull freed its buffers */
 	uint64_t start_wall_ms;
 
 	uint8_t udp_rx[SHOAL_UDP_PACKET_BYTES_MAX + 64];
@@ -426,7 +425,6 @@ static void pp_done(uv_work_t *req, int status)
 	free(j->local);
 	free(j->remote);
 	free(j);
-	a->trim_due = true;
 }
 
 static void start_pushpull(struct agent *a, const struct member_out *o)
@@ -631,7 +629,6 @@ static void on_async(uv_async_t *h)
 		}
 		free(r->buf);
 		free(r);
-		a->trim_due = true;
 	}
 	if (work)
 		replica_loop_work(a->rep, mono_ms());
@@ -665,16 +662,13 @@ static void on_save_timer(uv_timer_t *t)
 	struct agent *a = t->data;
 	if (a->members_dirty)
 		save_members(a);
-	/* A TLS push-pull allocates ~200 KiB (handshake, records, states) and
-	 * frees it all; glibc keeps freed pages inside the heap resident. Give
-	 * them back at most once per save interval, and only after a push-pull
-	 * (by then its connection thread has freed its TLS state too). */
-	if (a->trim_due) {
-		a->trim_due = false;
+	/* Push-pulls, sync sessions and their streams allocate and free
+	 * ~100-200 KiB every few seconds; glibc keeps freed pages inside the
+	 * heap resident. Give them back once per save interval (a trim of
+	 * this small heap takes microseconds). */
 #ifdef __GLIBC__
-		malloc_trim(0);
+	malloc_trim(0);
 #endif
-	}
 }
 
 static void on_rejoin_timer(uv_timer_t *t)
@@ -987,7 +981,7 @@ static int start(struct agent *a)
 	a->seal_ready = true;
 	a->stream = stream_ctx_new(&a->ident, err, sizeof(err));
 	if (!a->stream) {
-		fprintf(stderr, "shoal agent: TLS: %s\n", err);
+		fprintf(stderr, "shoal agent: streams: %s\n", err);
 		return SHOAL_ECRYPTO;
 	}
 
@@ -1096,6 +1090,13 @@ int agent_run(const struct shoal_config *cfg)
 	 * own, each keeping 100-300 KiB resident. The agent allocates at a
 	 * few hundred calls a second at most, so one lock is no contention. */
 	mallopt(M_ARENA_MAX, 1);
+	/* Fixed thresholds (setting them turns off glibc's dynamic ones): a
+	 * stream's buffers and a sync session (~100-200 KiB, every few
+	 * seconds) are mapped and unmapped whole rather than growing the heap
+	 * until the next trim, and a free heap top over 64 KiB is given back
+	 * at once. */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024);
 #endif
 	/* Before the first SQLite call (store_open); fails harmlessly in a
 	 * process that already used SQLite (tests running agents in-process). */
