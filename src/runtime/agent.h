@@ -2,7 +2,7 @@
  * agent.h — the shoal agent: runs the sans-IO membership core under libuv.
  *
  * One agent per host. It owns the node identity, the SQLite state, the UDP
- * socket (sealed gossip), the TCP listener (TLS push-pull, served by worker
+ * socket (sealed gossip), the TCP listener (Noise push-pull, served by worker
  * threads) and the control socket, and feeds the core with (input, now_ms).
  */
 #ifndef SHOAL_RUNTIME_AGENT_H

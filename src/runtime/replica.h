@@ -10,7 +10,7 @@
  *                  commands). The agent calls replica_set_peers after every
  *                  membership change.
  *   sync thread    runs the anti-entropy sessions the core asks for, one at
- *                  a time, over TLS streams, against the SQLite feed store.
+ *                  a time, over Noise streams, against the SQLite feed store.
  *   release thread processes announce records one at a time: fetches the
  *                  announced TUF metadata and the targets as blobs from
  *                  peers (chunked, resumable, a peer serving bad bytes is
