@@ -53,6 +53,7 @@
 #define SHOAL_CONTROL_CLIENT_TIMEOUT_MS 3000 /* server: one whole exchange */
 #define SHOAL_CONTROL_REPLY_TIMEOUT_MS 10000 /* CLI: wait for the agent */
 #define SHOAL_DB_BUSY_TIMEOUT_MS     5000   /* wait for a SQLite lock */
+#define SHOAL_DB_HEAP_SOFT_BYTES     (128 * 1024) /* SQLite recycles cached pages past this */
 
 /* --- read-only HTTP (dashboard, JSON API, /metrics) on loopback -------- */
 #define SHOAL_HTTP_CONNS_MAX           16   /* concurrent HTTP connections */

@@ -321,6 +321,11 @@ int store_config_lean(void)
 	 * cache_size as pages are used, so queries are not slower. */
 	if (sqlite3_config(SQLITE_CONFIG_PAGECACHE, (void *)NULL, 0, 0) != SQLITE_OK)
 		return SHOAL_ESTATE; /* SQLITE_MISUSE: already initialised */
+	/* Past this much heap in all, SQLite recycles cached pages rather than
+	 * allocating more: the agent's databases are small and in the kernel's
+	 * page cache anyway, and its connections would otherwise each keep every
+	 * page they ever read (quick_check at open reads them all). */
+	sqlite3_soft_heap_limit64(SHOAL_DB_HEAP_SOFT_BYTES);
 	return 0;
 }
 
