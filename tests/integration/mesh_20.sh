@@ -2,7 +2,9 @@
 # mesh_20.sh — 20 real `shoal agent` processes on 127.0.0.1, one fleet, one
 # temp dir. Each step waits a bounded time and says what it saw on failure:
 #
-#   1. convergence: every agent sees all 20 alive
+#   1. convergence: every agent sees all 20 alive, and none has OpenSSL
+#      mapped although each has run stream handshakes (the join push-pull):
+#      the streams are Noise on libsodium, which keeps an agent near 5 MB
 #   2. SIGSTOP one agent for 30 s: the others suspect it, then declare it
 #      dead; after SIGCONT it refutes and is alive everywhere at a higher
 #      incarnation
@@ -296,6 +298,11 @@ mesh converge $N $WAIT_CONVERGE_S $(names $ALL) ||
 for i in $ALL; do
 	kill -0 "${PID[$i]}" 2>/dev/null || die "agent n$i exited during startup" "n$i"
 done
+for i in $ALL; do
+	ssl=$(grep -E 'libssl|libcrypto' "/proc/${PID[$i]}/maps" | awk '{print $6}' | sort -u)
+	[ -z "$ssl" ] || die "agent n$i maps OpenSSL after its join push-pull: $ssl" "n$i"
+done
+note "no agent maps libssl or libcrypto"
 
 # --- 2. SIGSTOP one agent for 30 s -------------------------------------------
 S=7
