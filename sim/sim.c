@@ -45,6 +45,10 @@
 #define NO_CRASH UINT32_MAX
 /* Subject hints kept with a packet (member_out.hints): one per message. */
 #define SIM_HINTS_MAX SHOAL_MSGS_PER_PACKET_MAX
+/* Broadcast vectors the shared directory keeps for reuse, per node: the
+ * cores' tiers grow and shrink in turn as a wave of broadcasts passes, and
+ * handing vectors from one core to the next saves the malloc and free. */
+#define SIM_SPARE_BYTES_PER_NODE 2048
 _Static_assert(SIM_HINTS_MAX <= UINT8_MAX, "an event counts its hints in a byte");
 
 /* A sim time bound must fit the heap key. */
@@ -1298,6 +1302,8 @@ struct sim *sim_new(const struct sim_config *cfg)
 	s->slot_stride = (s->hints_off + SIM_HINTS_MAX * sizeof(uint16_t) + 63) & ~63u;
 	s->words_per_row = (s->n + 63) / 64;
 	s->dir = member_dir_new();
+	if (s->dir)
+		member_dir_keep_spares(s->dir, (size_t)s->n * SIM_SPARE_BYTES_PER_NODE);
 	size_t nodes_bytes = ((size_t)s->n * sizeof(*s->nodes) + 63) & ~(size_t)63;
 	s->nodes = aligned_alloc(64, nodes_bytes);
 	if (s->nodes)

@@ -59,6 +59,19 @@ _Static_assert(SHOAL_SUSPICIONS_MAX < NONE16, "suspicion slots are 16-bit");
 
 /* --- identity directory ---------------------------------------------------- */
 
+/* Size classes of spare broadcast vectors: TIER_KEEP << 0 .. 11 items covers
+ * every capacity a tier takes (doubling from TIER_KEEP up to
+ * SHOAL_BROADCASTS_MAX). */
+#define SPARE_CLASSES 12
+#define TIER_KEEP 8 /* a tier's first vector size, kept when the tier empties */
+_Static_assert(((size_t)TIER_KEEP << (SPARE_CLASSES - 1)) == SHOAL_BROADCASTS_MAX,
+	       "every tier capacity has a spare class");
+
+/* A spare vector's first bytes link it into its class's list. */
+struct spare_vec {
+	struct spare_vec *next;
+};
+
 struct member_dir {
 	uint8_t (*ids)[SHOAL_NODE_ID_BYTES]; /* compact copy: what lookups touch */
 	struct member_identity *idents;
@@ -77,6 +90,14 @@ struct member_dir {
 	 * core's calls never nest, and the cores sharing a dir run on one
 	 * thread (member_dir_new). */
 	struct wire_msg *scratch;
+	/* Broadcast vectors the cores gave back, by size class (TIER_KEEP << k
+	 * items), for the next core that grows or shrinks a tier: a wave of
+	 * broadcasts makes every core's tiers grow and shrink in turn, and the
+	 * sim's 10,000 cores spent ~4% of their time in malloc and free for
+	 * them. At most spare_bytes_max bytes wait here; 0 (the default, the
+	 * agent's one core) keeps none and leaves the vectors to realloc. */
+	struct spare_vec *spare[SPARE_CLASSES];
+	size_t spare_bytes, spare_bytes_max;
 };
 
 static uint64_t id_hash(const uint8_t id[SHOAL_NODE_ID_BYTES])
@@ -130,7 +151,21 @@ void member_dir_free(struct member_dir *d)
 	free(d->entry_bytes);
 	free(d->index);
 	free(d->scratch);
+	for (size_t k = 0; k < SPARE_CLASSES; k++) {
+		while (d->spare[k]) {
+			struct spare_vec *v = d->spare[k];
+			d->spare[k] = v->next;
+			free(v);
+		}
+	}
 	free(d);
+}
+
+void member_dir_keep_spares(struct member_dir *d, size_t bytes)
+{
+	assert(d);
+	assert(d->spare_bytes == 0); /* set once, before the cores run */
+	d->spare_bytes_max = bytes;
 }
 
 /* The encoded size of one state entry for identity id (wire.h's entry:
@@ -823,8 +858,64 @@ static uint32_t retransmit_limit(const struct member_core *c)
 	return limit < TIERS_MAX - 1 ? limit : TIERS_MAX - 1;
 }
 
-/* A tier's first vector size, kept when the tier empties. */
-#define TIER_KEEP 8
+/* The spare class of a vector of cap items (TIER_KEEP << k). */
+static unsigned spare_class(uint32_t cap)
+{
+	unsigned k = (unsigned)__builtin_ctz(cap / TIER_KEEP);
+	assert(cap >= TIER_KEEP && (cap & (cap - 1)) == 0);
+	assert(k < SPARE_CLASSES);
+	return k;
+}
+
+/* A vector of cap items: a spare one if the directory keeps one. */
+static struct bcast *tier_vec_take(struct member_dir *d, uint32_t cap)
+{
+	unsigned k = spare_class(cap);
+	struct spare_vec *v = d->spare[k];
+	if (!v)
+		return malloc((size_t)cap * sizeof(struct bcast));
+	d->spare[k] = v->next;
+	d->spare_bytes -= (size_t)cap * sizeof(struct bcast);
+	return (struct bcast *)(void *)v;
+}
+
+/* Gives back a vector of cap items: kept as a spare while the directory
+ * has room for it, else freed. */
+static void tier_vec_give(struct member_dir *d, struct bcast *v, uint32_t cap)
+{
+	if (!v)
+		return;
+	size_t bytes = (size_t)cap * sizeof(struct bcast);
+	if (d->spare_bytes + bytes > d->spare_bytes_max) {
+		free(v);
+		return;
+	}
+	_Static_assert(TIER_KEEP * sizeof(struct bcast) >= sizeof(struct spare_vec),
+		       "a spare vector holds its link");
+	struct spare_vec *s = (struct spare_vec *)(void *)v;
+	unsigned k = spare_class(cap);
+	s->next = d->spare[k];
+	d->spare[k] = s;
+	d->spare_bytes += bytes;
+}
+
+/* Moves tier q's len items into a vector of cap items (taken from the
+ * directory's spares, the old one given back to them). Returns 0 or
+ * SHOAL_ENOMEM. */
+static int tier_vec_move(struct member_core *c, struct tier *q, uint32_t cap)
+{
+	assert(q->len <= cap);
+	assert(c->dir->spare_bytes_max > 0);
+	struct bcast *v = tier_vec_take(c->dir, cap);
+	if (!v)
+		return SHOAL_ENOMEM;
+	if (q->len)
+		memcpy(v, q->v, (size_t)q->len * sizeof(*v));
+	tier_vec_give(c->dir, q->v, q->cap);
+	q->v = v;
+	q->cap = cap;
+	return 0;
+}
 
 /* Drops the holes of tier t, keeping the order. */
 static void tier_compact(struct member_core *c, struct tier *q)
@@ -863,7 +954,11 @@ static int tier_make_room(struct member_core *c, uint32_t t)
 			uint32_t cap = q->cap ? q->cap * 2 : TIER_KEEP;
 			if (cap > SHOAL_BROADCASTS_MAX)
 				cap = SHOAL_BROADCASTS_MAX;
-			struct bcast *v = cap > q->cap ? realloc(q->v, cap * sizeof(*v)) : NULL;
+			if (cap <= q->cap)
+				return SHOAL_ENOMEM;
+			if (c->dir->spare_bytes_max > 0)
+				return tier_vec_move(c, q, cap);
+			struct bcast *v = realloc(q->v, cap * sizeof(*v));
 			if (!v)
 				return SHOAL_ENOMEM;
 			q->v = v;
@@ -906,7 +1001,7 @@ static void tier_settle(struct member_core *c, uint32_t t)
 		 * through every tier in turn, and freeing and allocating it at
 		 * each step was a malloc and a free per transmission. */
 		if (q->cap > TIER_KEEP) {
-			free(q->v);
+			tier_vec_give(c->dir, q->v, q->cap);
 			q->v = NULL;
 			q->cap = 0;
 		}
@@ -916,10 +1011,14 @@ static void tier_settle(struct member_core *c, uint32_t t)
 		 * smaller vector as they are. */
 		if (q->len > q->cap / 2)
 			tier_compact(c, q);
-		struct bcast *v = realloc(q->v, (q->cap / 2) * sizeof(*v));
-		if (v) { /* on failure it simply stays larger */
-			q->v = v;
-			q->cap /= 2;
+		if (c->dir->spare_bytes_max > 0) {
+			(void)tier_vec_move(c, q, q->cap / 2); /* on failure it stays larger */
+		} else {
+			struct bcast *v = realloc(q->v, (q->cap / 2) * sizeof(*v));
+			if (v) { /* on failure it simply stays larger */
+				q->v = v;
+				q->cap /= 2;
+			}
 		}
 	}
 }

@@ -91,6 +91,11 @@ struct member_dir;
  * cores, or an agent's one): they also share its scratch space. */
 struct member_dir *member_dir_new(void);
 void member_dir_free(struct member_dir *d);
+/* Lets the directory keep up to `bytes` of broadcast vectors its cores give
+ * back, for its other cores to reuse instead of allocating (the sim's many
+ * cores; the default 0 keeps none, as an agent's one core needs). Call it
+ * before the cores run. */
+void member_dir_keep_spares(struct member_dir *d, size_t bytes);
 /* Returns the gid of id, adding it if new; UINT32_MAX when full. */
 uint32_t member_dir_intern(struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES]);
 /* Returns the gid of id or UINT32_MAX. */
