@@ -43,7 +43,8 @@
 #define TIME_MAX_MS ((UINT64_C(1) << (64 - SEQ_BITS)) - 1)
 #define NO_TICK UINT64_MAX
 #define NO_CRASH UINT32_MAX
-/* Subject hints kept with a packet (member_out.hints): one per message. */
+/* Subject and accuser hints kept with a packet (member_out.hints): one
+ * 32-bit hint per message. */
 #define SIM_HINTS_MAX SHOAL_MSGS_PER_PACKET_MAX
 /* Broadcast vectors the shared directory keeps for reuse, per node: the
  * cores' tiers grow and shrink in turn as a wave of broadcasts passes, and
@@ -667,7 +668,7 @@ static void on_member_event(struct sim *s, uint32_t o, const struct member_event
  * partition, loss, duplication, then a latency per copy. Returns the copies
  * queued: 0 (partitioned or lost), 1 or 2. */
 static int net_send(struct sim *s, uint32_t from, uint32_t to, const uint8_t *data,
-		    size_t len, const uint16_t *hints, size_t n_hints, uint8_t kind)
+		    size_t len, const uint32_t *hints, size_t n_hints, uint8_t kind)
 {
 	assert(to < s->n && len > 0 && len <= s->slot_bytes);
 	if (!reachable(s, from, to)) {
@@ -886,7 +887,8 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 			s->m.packets_delivered++;
 			(void)member_core_recv_packet_hinted(
 				nd->core, s->nodes[ev->a].id, s->nodes[ev->a].gid, &from, data,
-				ev->c, (const uint16_t *)(data + s->hints_off), ev->h, s->now);
+				ev->c, (const uint32_t *)(const void *)(data + s->hints_off), ev->h,
+				s->now);
 			drain(s, ev->node, false);
 		}
 		slot_release(s, ev->b);
@@ -941,7 +943,7 @@ static void prefetch_ahead(const struct sim *s)
 			const uint8_t *data = s->slots + (size_t)e->b * s->slot_stride;
 			for (uint32_t off = 0; off < e->c; off += 64)
 				__builtin_prefetch(data + off);
-			for (uint32_t off = 0; off < 2u * e->h; off += 64)
+			for (uint32_t off = 0; off < 4u * e->h; off += 64)
 				__builtin_prefetch(data + s->hints_off + off);
 		}
 	}
@@ -950,8 +952,9 @@ static void prefetch_ahead(const struct sim *s)
 		if (e->kind == EV_PACKET)
 			member_core_prefetch_packet(
 				s->hot[e->node].core, s->nodes[e->a].gid,
-				(const uint16_t *)(s->slots + (size_t)e->b * s->slot_stride +
-						   s->hints_off),
+				(const uint32_t *)(const void *)(s->slots +
+								 (size_t)e->b * s->slot_stride +
+								 s->hints_off),
 				e->h);
 	}
 }
@@ -1298,8 +1301,8 @@ struct sim *sim_new(const struct sim_config *cfg)
 	rng_seed(&s->rng, cfg->seed);
 	s->trace_hash = 0xcbf29ce484222325ull;
 	s->slot_bytes = cfg->member.payload_bytes_max;
-	s->hints_off = (s->slot_bytes + 1) & ~1u; /* 2-aligned */
-	s->slot_stride = (s->hints_off + SIM_HINTS_MAX * sizeof(uint16_t) + 63) & ~63u;
+	s->hints_off = (s->slot_bytes + 3) & ~3u; /* 4-aligned */
+	s->slot_stride = (s->hints_off + SIM_HINTS_MAX * sizeof(uint32_t) + 63) & ~63u;
 	s->words_per_row = (s->n + 63) / 64;
 	s->dir = member_dir_new();
 	if (s->dir)

@@ -1141,6 +1141,15 @@ static bool bcast_encode(const struct member_core *c, const struct bcast *b, str
 	return true;
 }
 
+/* A broadcast's hint (member_out.hints): its subject's gid, and its
+ * accuser's for an accusation (SUSPECT, DEAD carry one), so that the
+ * receiver need not look the accuser's id up either. */
+static uint32_t bcast_hint(const struct bcast *b)
+{
+	uint32_t by = b->kind != BC_ALIVE ? b->from_gid : MEMBER_HINT_NONE;
+	return b->gid | by << 16;
+}
+
 /* Appends queued broadcasts that fit into w, fewest transmits first and
  * newest first within a count; returns how many were added.
  *
@@ -1152,7 +1161,7 @@ static bool bcast_encode(const struct member_core *c, const struct bcast *b, str
  * departure, and it changes what a packet carries, not what anyone
  * accepts. */
 static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned room_msgs,
-			       uint16_t *gids)
+			       uint32_t *gids)
 {
 	uint32_t limit = retransmit_limit(c);
 	unsigned added = 0;
@@ -1167,7 +1176,7 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 	if (me->bc_pos != NONE16 && room_msgs > 0) {
 		const struct bcast *b = &c->tiers[me->bc_tier].v[me->bc_pos];
 		if (bcast_encode(c, b, w, &m)) {
-			gids[added] = b->gid;
+			gids[added] = bcast_hint(b);
 			sent_tier[added] = me->bc_tier;
 			sent_pos[added++] = me->bc_pos;
 			own_first = true;
@@ -1197,7 +1206,7 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 			if (b->kind == 0 || (own_first && b->gid == c->self_gid))
 				continue;
 			if (bcast_encode(c, b, w, &m)) {
-				gids[added] = b->gid;
+				gids[added] = bcast_hint(b);
 				sent_tier[added] = (uint8_t)t;
 				sent_pos[added++] = (uint16_t)p;
 			}
@@ -1256,15 +1265,15 @@ static size_t share_items_bytes(void)
 
 static size_t share_hints_bytes(void)
 {
-	size_t b = (size_t)SHOAL_OUTBOX_COUNT_MAX * SHOAL_MSGS_PER_PACKET_MAX * sizeof(uint16_t);
+	size_t b = (size_t)SHOAL_OUTBOX_COUNT_MAX * SHOAL_MSGS_PER_PACKET_MAX * sizeof(uint32_t);
 	return (b + 63) & ~(size_t)63;
 }
 
 /* The hints row of output item i (shared outputs only). */
-static uint16_t *shared_hints(const struct member_core *c, size_t i)
+static uint32_t *shared_hints(const struct member_core *c, size_t i)
 {
 	assert(c->outputs_shared && i < SHOAL_OUTBOX_COUNT_MAX);
-	return (uint16_t *)((uint8_t *)c->outq + share_items_bytes()) +
+	return (uint32_t *)(void *)((uint8_t *)c->outq + share_items_bytes()) +
 	       i * SHOAL_MSGS_PER_PACKET_MAX;
 }
 
@@ -1285,7 +1294,7 @@ static void send_msgs(struct member_core *c, const struct shoal_addr *to,
 	for (unsigned i = 0; i < n; i++)
 		wire_put_msg(&w, &msgs[i]);
 	assert(wr_ok(&w));
-	uint16_t gids[SHOAL_MSGS_PER_PACKET_MAX];
+	uint32_t gids[SHOAL_MSGS_PER_PACKET_MAX];
 	unsigned added = add_broadcasts(c, &w, SHOAL_MSGS_PER_PACKET_MAX - n, gids);
 	unsigned total = n + added;
 	if (total == 0) {
@@ -1296,9 +1305,9 @@ static void send_msgs(struct member_core *c, const struct shoal_addr *to,
 		/* (outq_cap is that bound when shared; it is on a cold line.) */
 		/* The subjects' gids, in the row of the output this packet
 		 * becomes (out_push takes index outq_len). */
-		uint16_t *row = shared_hints(c, c->outq_len);
+		uint32_t *row = shared_hints(c, c->outq_len);
 		for (unsigned i = 0; i < n; i++)
-			row[i] = MEMBER_HINT_NONE;
+			row[i] = MEMBER_HINTS_NONE;
 		memcpy(row + n, gids, added * sizeof(*gids));
 	}
 	buf[1] = (uint8_t)total;
@@ -2159,7 +2168,7 @@ int member_core_recv_packet(struct member_core *c,
 int member_core_recv_packet_hinted(struct member_core *c,
 				   const uint8_t from_id[SHOAL_NODE_ID_BYTES], uint32_t from_hint,
 				   const struct shoal_addr *from, const uint8_t *payload,
-				   size_t len, const uint16_t *hints, size_t n_hints,
+				   size_t len, const uint32_t *hints, size_t n_hints,
 				   uint64_t now_ms)
 {
 	/* The fixed-layout messages (nearly all) are read in place; only
@@ -2193,7 +2202,8 @@ int member_core_recv_packet_hinted(struct member_core *c,
 		/* The directory (a few hundred KB at 10,000 nodes) stays in
 		 * cache; the core's table entry is what misses. */
 		const uint8_t *id = item_subject(&items[i], &msgs[i]);
-		gids[i] = dir_find_hinted(d, id, i < n_hints ? hints[i] : NONE32);
+		gids[i] = dir_find_hinted(d, id,
+					  i < n_hints ? MEMBER_HINT_SUBJECT(hints[i]) : NONE32);
 		if (gids[i] < c->tab_cap)
 			__builtin_prefetch(&c->tab[gids[i]]);
 	}
@@ -2274,7 +2284,11 @@ int member_core_recv_packet_hinted(struct member_core *c,
 				c->stats.msgs_ignored++;
 				break;
 			}
-			uint32_t by = member_dir_intern(c->dir, wire_item_from(it));
+			/* The accuser's hint, checked as a subject's is. */
+			const uint8_t *by_id = wire_item_from(it);
+			uint32_t by = i < n_hints ? MEMBER_HINT_ACCUSER(hints[i]) : NONE32;
+			if (by >= d->count || !id_equal(d->ids[by], by_id))
+				by = member_dir_intern(c->dir, by_id);
 			if (by == NONE32) {
 				c->stats.msgs_ignored++;
 				break;
@@ -2800,7 +2814,7 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 }
 
 void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
-				 const uint16_t *hints, size_t n_hints)
+				 const uint32_t *hints, size_t n_hints)
 {
 	/* The hints name the subjects without a lookup (looking them up
 	 * ahead, a hash and a directory probe each, cost more than it saved:
@@ -2811,7 +2825,7 @@ void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
 		__builtin_prefetch(d->ids[from_gid]);
 	}
 	for (size_t i = 0; i < n_hints; i++) {
-		uint32_t g = hints[i];
+		uint32_t g = MEMBER_HINT_SUBJECT(hints[i]);
 		if (g < c->tab_cap && g < d->count) {
 			__builtin_prefetch(&c->tab[g]);
 			__builtin_prefetch(d->ids[g]);

@@ -139,11 +139,12 @@ struct member_out {
 	const uint8_t *data;     /* packet payload; valid until the next core call */
 	size_t len;
 	/* packet, with shared outputs only (else NULL): per message of the
-	 * payload, the directory gid of the member it is about (a broadcast's
-	 * subject), or MEMBER_HINT_NONE; valid as long as data. A driver whose
-	 * cores share one directory passes them on to
+	 * payload, a hint: the directory gid of the member it is about (a
+	 * broadcast's subject) in the low 16 bits, its accuser's (SUSPECT,
+	 * DEAD) in the high 16, each MEMBER_HINT_NONE if none; valid as long as
+	 * data. A driver whose cores share one directory passes them on to
 	 * member_core_recv_packet_hinted and member_core_prefetch_packet. */
-	const uint16_t *hints;
+	const uint32_t *hints;
 	size_t hints_count;
 	struct member_event ev;
 };
@@ -209,17 +210,19 @@ int member_core_recv_packet(struct member_core *c,
 
 /* As member_core_recv_packet, for a driver whose cores share one directory
  * (the simulator): from_gid is the sender's gid and hints[i] (i < n_hints)
- * the gid of message i's subject as the sender's output said
- * (member_out.hints), MEMBER_HINT_NONE or UINT32_MAX if unknown. A hint is
- * used only after the id it names in the directory equals the id in the
- * payload, so a wrong one costs a lookup and changes nothing else; a right
- * one saves the directory's hash lookup (two cache misses at 10,000
- * nodes). */
-#define MEMBER_HINT_NONE 0xffffu
+ * the gids of message i's subject and accuser as the sender's output said
+ * (member_out.hints), MEMBER_HINTS_NONE if unknown. A hint is used only
+ * after the id it names in the directory equals the id in the payload, so
+ * a wrong one costs a lookup and changes nothing else; a right one saves
+ * the directory's hash lookup (two cache misses at 10,000 nodes). */
+#define MEMBER_HINT_NONE 0xffffu /* one half of a hint: no gid */
+#define MEMBER_HINTS_NONE UINT32_MAX /* a hint with neither gid */
+#define MEMBER_HINT_SUBJECT(h) ((uint32_t)(h) & 0xffffu)
+#define MEMBER_HINT_ACCUSER(h) ((uint32_t)(h) >> 16)
 int member_core_recv_packet_hinted(struct member_core *c,
 				   const uint8_t from_id[SHOAL_NODE_ID_BYTES], uint32_t from_gid,
 				   const struct shoal_addr *from, const uint8_t *payload,
-				   size_t len, const uint16_t *hints, size_t n_hints,
+				   size_t len, const uint32_t *hints, size_t n_hints,
 				   uint64_t now_ms);
 
 /* Encodes this node's full state for a push-pull into a malloc'd buffer. */
@@ -281,7 +284,7 @@ void member_core_prefetch(const struct member_core *c, unsigned stage);
  * stage 0): the table entries of the sender and of the subjects its hints
  * name (member_out.hints), and their ids in the directory. */
 void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
-				 const uint16_t *hints, size_t n_hints);
+				 const uint32_t *hints, size_t n_hints);
 
 /* Pops the next output; false when none. Output data stays valid until the
  * next call into the core other than member_core_poll. */

@@ -38,11 +38,12 @@ struct net {
 	 * the hints their output carried (collect_first), 2 with wrong ones. */
 	int hint_mode;
 	unsigned hints_seen; /* subject hints (not MEMBER_HINT_NONE) delivered */
+	unsigned accuser_hints_seen; /* accuser hints (SUSPECT, DEAD) delivered */
 	struct held_list {
 		struct held {
 			struct member_out o;
 			uint8_t data[SHOAL_UDP_PAYLOAD_BYTES_MAX];
-			uint16_t hints[SHOAL_MSGS_PER_PACKET_MAX];
+			uint32_t hints[SHOAL_MSGS_PER_PACKET_MAX];
 		} *v;
 		size_t len, cap;
 	} held[NMAX];
@@ -144,15 +145,19 @@ static void net_deliver(struct net *net, size_t i, const struct member_out *o)
 		memcpy(copy, o->data, o->len);
 		net->packets++;
 		if (net->hint_mode) {
-			uint16_t hints[SHOAL_MSGS_PER_PACKET_MAX];
+			uint32_t hints[SHOAL_MSGS_PER_PACKET_MAX];
 			uint32_t from_gid = member_dir_find(net->dir, net->ids[i].id);
 			size_t count = member_dir_count(net->dir);
 			assert_non_null(o->hints);
 			for (size_t k = 0; k < o->hints_count; k++) {
 				hints[k] = o->hints[k];
-				net->hints_seen += hints[k] != MEMBER_HINT_NONE;
-				if (net->hint_mode == 2) /* another member's gid */
-					hints[k] = (uint16_t)((hints[k] + 1) % count);
+				uint32_t subject = MEMBER_HINT_SUBJECT(hints[k]);
+				uint32_t accuser = MEMBER_HINT_ACCUSER(hints[k]);
+				net->hints_seen += subject != MEMBER_HINT_NONE;
+				net->accuser_hints_seen += accuser != MEMBER_HINT_NONE;
+				if (net->hint_mode == 2) /* other members' gids, in both halves */
+					hints[k] = (uint32_t)((subject + 1) % count) |
+						   (uint32_t)((accuser + 1) % count) << 16;
 			}
 			if (net->hint_mode == 2)
 				from_gid = (from_gid + 1) % (uint32_t)count;
@@ -572,8 +577,8 @@ static void shared_outputs_change_nothing(void **state)
 	free(space);
 }
 
-/* Subject hints (member_out.hints, member_core_recv_packet_hinted) change
- * nothing: delivered as the outputs gave them, or all wrong (every hint and
+/* Subject and accuser hints (member_out.hints,
+ * member_core_recv_packet_hinted) change nothing: delivered as the outputs gave them, or all wrong (every hint and
  * the sender's gid naming another member), the cores see the same events,
  * send the same packets and hold the same views as with plain
  * member_core_recv_packet, through joins, a crash and the death it leads
@@ -599,6 +604,7 @@ static void subject_hints_change_nothing(void **state)
 	}
 	assert_true(nets[0].packets > 100);
 	assert_true(nets[1].hints_seen > 100);
+	assert_true(nets[1].accuser_hints_seen > 0); /* the crash's accusations */
 	for (int v = 1; v < 3; v++) {
 		assert_int_equal(nets[0].packets, nets[v].packets);
 		assert_memory_equal(nets[0].events, nets[v].events, sizeof(nets[0].events));
