@@ -11,8 +11,6 @@
 #include "trust/anchor.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shoal/file.h"
 #include "shoal/log.h"
 #include "trust/cjson.h"
 
@@ -65,40 +64,12 @@ static int trust_dir(const char *data_dir, char *out, size_t n)
  * (signatures not checked). */
 static int read_root(const char *path, struct tuf_md *md)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
-	struct stat st;
 	uint8_t *buf = NULL;
-	int rc = 0;
-	size_t got = 0;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rc = SHOAL_EIO;
-		goto out;
-	}
-	if ((uint64_t)st.st_size > SHOAL_TUF_ROOT_BYTES_MAX) {
-		rc = SHOAL_ETOOBIG;
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = SHOAL_ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			rc = SHOAL_EIO;
-			goto out;
-		}
-		got += (size_t)r;
-	}
-	rc = tuf_md_parse(buf, got, TUF_TYPE_ROOT, md);
-out:
+	size_t len = 0;
+	int rc = shoal_read_file(path, SHOAL_TUF_ROOT_BYTES_MAX, &buf, &len);
+	if (rc == 0)
+		rc = tuf_md_parse(buf, len, TUF_TYPE_ROOT, md);
 	free(buf);
-	close(fd);
 	return rc;
 }
 

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shoal/file.h"
 #include "shoal/hex.h"
 #include "shoal/log.h"
 #include "trust/cjson.h"
@@ -151,50 +152,6 @@ static int path_join(char *out, size_t cap, const char *dir, const char *name)
 	return tfile_join(out, cap, dir, name);
 }
 
-static int read_all(const char *path, size_t max, uint8_t **out, size_t *len)
-{
-	assert(path && out && len);
-	*out = NULL;
-	*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? SHOAL_ENOTFOUND : SHOAL_EIO;
-	struct stat st;
-	int rc = 0;
-	uint8_t *buf = NULL;
-	size_t got = 0;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rc = SHOAL_EIO;
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max) {
-		rc = SHOAL_ETOOBIG;
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = SHOAL_ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = SHOAL_EIO;
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	*out = buf;
-	*len = got;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
 static void fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -291,7 +248,7 @@ static int link_or_copy(const char *src, const char *dst)
 		return errno == EEXIST ? SHOAL_EEXIST : SHOAL_EIO;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int rc = read_all(src, SHOAL_TUF_TARGET_BYTES_MAX, &buf, &len);
+	int rc = shoal_read_file(src, SHOAL_TUF_TARGET_BYTES_MAX, &buf, &len);
 	if (rc == 0)
 		rc = tfile_write_new(dst, buf, len, 0644, NULL, 0);
 	free(buf);
@@ -895,7 +852,7 @@ static int load_md(const struct repo *r, const char *file, enum tuf_type type, s
 		return errf(err, errlen, SHOAL_ETOOBIG, "%s: path too long", r->dir);
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int rc = read_all(path, max, &buf, &len);
+	int rc = shoal_read_file(path, max, &buf, &len);
 	if (rc)
 		return errf(err, errlen, rc, "read %s: %s", path, shoal_strerror(rc));
 	rc = tuf_md_parse(buf, len, type, md);
@@ -970,7 +927,7 @@ static int load_staged_doc(struct repo *r, const char *name, enum tuf_type type,
 		return errf(err, errlen, SHOAL_ETOOBIG, "%s: path too long", r->dir);
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int rc = read_all(path, SHOAL_TUF_METADATA_BYTES_MAX, &buf, &len);
+	int rc = shoal_read_file(path, SHOAL_TUF_METADATA_BYTES_MAX, &buf, &len);
 	if (rc == SHOAL_ENOTFOUND)
 		return 0;
 	if (rc)
