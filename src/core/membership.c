@@ -918,13 +918,20 @@ static void tier_vec_give(struct member_dir *d, struct bcast *v, uint32_t cap)
 	d->spare_bytes += bytes;
 }
 
-/* Moves tier q's len items into a vector of cap items (taken from the
- * directory's spares, the old one given back to them). Returns 0 or
- * SHOAL_ENOMEM. */
-static int tier_vec_move(struct member_core *c, struct tier *q, uint32_t cap)
+/* Gives tier q a vector of cap items, keeping its len items: from the
+ * directory's spares (the old one given back to them) when it keeps any,
+ * else by realloc. Returns 0 or SHOAL_ENOMEM (q unchanged). */
+static int tier_resize(struct member_core *c, struct tier *q, uint32_t cap)
 {
 	assert(q->len <= cap);
-	assert(c->dir->spare_bytes_max > 0);
+	if (c->dir->spare_bytes_max == 0) {
+		struct bcast *v = realloc(q->v, (size_t)cap * sizeof(*v));
+		if (!v)
+			return SHOAL_ENOMEM;
+		q->v = v;
+		q->cap = cap;
+		return 0;
+	}
 	struct bcast *v = tier_vec_take(c->dir, cap);
 	if (!v)
 		return SHOAL_ENOMEM;
@@ -975,13 +982,7 @@ static int tier_make_room(struct member_core *c, uint32_t t)
 				cap = SHOAL_BROADCASTS_MAX;
 			if (cap <= q->cap)
 				return SHOAL_ENOMEM;
-			if (c->dir->spare_bytes_max > 0)
-				return tier_vec_move(c, q, cap);
-			struct bcast *v = realloc(q->v, cap * sizeof(*v));
-			if (!v)
-				return SHOAL_ENOMEM;
-			q->v = v;
-			q->cap = cap;
+			return tier_resize(c, q, cap);
 		}
 	}
 	return 0;
@@ -1030,15 +1031,7 @@ static void tier_settle(struct member_core *c, uint32_t t)
 		 * smaller vector as they are. */
 		if (q->len > q->cap / 2)
 			tier_compact(c, q);
-		if (c->dir->spare_bytes_max > 0) {
-			(void)tier_vec_move(c, q, q->cap / 2); /* on failure it stays larger */
-		} else {
-			struct bcast *v = realloc(q->v, (q->cap / 2) * sizeof(*v));
-			if (v) { /* on failure it simply stays larger */
-				q->v = v;
-				q->cap /= 2;
-			}
-		}
+		(void)tier_resize(c, q, q->cap / 2); /* on failure it stays larger */
 	}
 }
 
@@ -2145,13 +2138,20 @@ static bool item_names_subject(const struct wire_item *it)
 	return it->type == WIRE_ALIVE || it->type == WIRE_SUSPECT || it->type == WIRE_DEAD;
 }
 
+/* Whether a driver's hint (member_out.hints) names id in the directory. */
+static bool dir_hint_matches(const struct member_dir *d, uint32_t hint,
+			     const uint8_t id[SHOAL_NODE_ID_BYTES])
+{
+	return hint < d->count && id_equal(d->ids[hint], id);
+}
+
 /* The gid of id: hint if the directory's id of that gid is id (ids are
  * unique in the directory, so that is the gid a lookup finds), else by
  * lookup (NONE32 if unknown). */
 static uint32_t dir_find_hinted(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES],
 				uint32_t hint)
 {
-	if (hint < d->count && id_equal(d->ids[hint], id))
+	if (dir_hint_matches(d, hint, id))
 		return hint;
 	return dir_find_h(d, id, id_hash(id));
 }
@@ -2287,7 +2287,7 @@ int member_core_recv_packet_hinted(struct member_core *c,
 			/* The accuser's hint, checked as a subject's is. */
 			const uint8_t *by_id = wire_item_from(it);
 			uint32_t by = i < n_hints ? MEMBER_HINT_ACCUSER(hints[i]) : NONE32;
-			if (by >= d->count || !id_equal(d->ids[by], by_id))
+			if (!dir_hint_matches(d, by, by_id))
 				by = member_dir_intern(c->dir, by_id);
 			if (by == NONE32) {
 				c->stats.msgs_ignored++;
