@@ -375,10 +375,10 @@ struct member {
 	uint32_t incarnation;
 	uint32_t since_lo;  /* state-change time in ms: low 32 bits ... */
 	uint16_t since_hi;  /* ... and the next 16 (48 bits: 8,900 years) */
-	uint16_t bc_pos;    /* its broadcast's index in tier bc_tier, or NONE16 */
+	uint16_t bc_slot;   /* its queued broadcast's slot (struct bslot), or NONE16 */
 	uint16_t susp;      /* suspicion slot or NONE16 */
 	uint8_t state;      /* enum member_state, or ST_NONE */
-	uint8_t bc_tier;    /* transmit count of its broadcast */
+	uint8_t pad;
 };
 _Static_assert(sizeof(struct member) == 16, "member entries must stay small");
 
@@ -441,9 +441,22 @@ struct bcast {
 	uint16_t gid;
 	uint16_t from_gid;
 	uint8_t kind;        /* enum bcast_kind, 0 for a hole */
-	uint8_t pad[3];
+	uint8_t pad;
+	uint16_t slot;       /* its struct bslot */
 };
 _Static_assert(sizeof(struct bcast) == 12, "broadcast entries must stay small");
+
+/* Where a queued broadcast is: its tier (transmit count) and index there.
+ * A member's entry names the slot, which stays put while its broadcast
+ * moves up the tiers, so that sending a broadcast (which moves it) writes
+ * this small array, not the member's entry: at 10,000 members that was a
+ * random line of a 160 KB table for every message sent. A free slot's pos
+ * links the next free one. */
+struct bslot {
+	uint16_t pos;
+	uint8_t tier;
+	uint8_t pad;
+};
 
 /* The broadcasts sent t times so far, oldest first. A released one leaves a
  * hole (kind 0) until the vector is compacted. Items are stored inline:
@@ -548,6 +561,7 @@ struct member_core {
 	struct tier *tiers;
 	size_t tiers_count;
 	size_t bc_count;
+	struct bslot *bslots; /* bslots_cap of them */
 	struct out_item *outq;
 	uint8_t *arena;
 	size_t arena_len, arena_cap;
@@ -575,6 +589,8 @@ struct member_core {
 	struct rng rng;
 
 	uint16_t susp_free;
+	uint16_t bslot_free;  /* first free broadcast slot, or NONE16 */
+	uint32_t bslots_cap;
 	size_t susp_active;
 
 	/* the probe in flight */
@@ -616,7 +632,7 @@ static void tab_init(struct member *t, size_t from, size_t to)
 {
 	for (size_t i = from; i < to; i++) {
 		memset(&t[i], 0, sizeof(t[i]));
-		t[i].bc_pos = NONE16;
+		t[i].bc_slot = NONE16;
 		t[i].susp = NONE16;
 		t[i].state = ST_NONE;
 	}
@@ -766,7 +782,7 @@ static struct member *member_add(struct member_core *c, uint32_t gid,
 	}
 	struct member *m = &c->tab[gid];
 	m->incarnation = incarnation;
-	m->bc_pos = NONE16;
+	m->bc_slot = NONE16;
 	m->susp = NONE16;
 	m->state = state;
 	since_set(m, now);
@@ -951,7 +967,7 @@ static void tier_compact(struct member_core *c, struct tier *q)
 		if (q->v[i].kind == 0)
 			continue;
 		q->v[j] = q->v[i];
-		c->tab[q->v[j].gid].bc_pos = (uint16_t)j;
+		c->bslots[q->v[j].slot].pos = (uint16_t)j;
 		j++;
 	}
 	assert(j == q->live);
@@ -988,19 +1004,19 @@ static int tier_make_room(struct member_core *c, uint32_t t)
 	return 0;
 }
 
-/* Appends b as the newest of tier t and points its member at it. Returns 0
+/* Appends b as the newest of tier t and points its slot at it. Returns 0
  * or SHOAL_ENOMEM. */
 static inline int tier_append(struct member_core *c, uint32_t t, const struct bcast *b)
 {
-	assert(b->kind != 0);
+	assert(b->kind != 0 && b->slot < c->bslots_cap);
 	if ((t >= c->tiers_count || c->tiers[t].len == c->tiers[t].cap) &&
 	    tier_make_room(c, t) != 0)
 		return SHOAL_ENOMEM;
 	struct tier *q = &c->tiers[t];
 	assert(q->len < q->cap);
-	struct member *m = &c->tab[b->gid];
-	m->bc_tier = (uint8_t)t;
-	m->bc_pos = (uint16_t)q->len;
+	struct bslot *s = &c->bslots[b->slot];
+	s->tier = (uint8_t)t;
+	s->pos = (uint16_t)q->len;
 	q->v[q->len++] = *b;
 	q->live++;
 	return 0;
@@ -1035,8 +1051,8 @@ static void tier_settle(struct member_core *c, uint32_t t)
 	}
 }
 
-/* Takes the broadcast at (t, pos) out of its tier; its member's link is the
- * caller's to clear. */
+/* Takes the broadcast at (t, pos) out of its tier; its slot and its
+ * member's link are the caller's to free and clear. */
 static void tier_remove(struct member_core *c, uint32_t t, uint32_t pos)
 {
 	struct tier *q = &c->tiers[t];
@@ -1046,13 +1062,49 @@ static void tier_remove(struct member_core *c, uint32_t t, uint32_t pos)
 	tier_settle(c, t);
 }
 
+/* A free broadcast slot, or NONE16 (none left, or no memory for more). */
+static uint16_t bslot_take(struct member_core *c)
+{
+	if (c->bslot_free == NONE16) {
+		uint32_t cap = c->bslots_cap ? c->bslots_cap * 2 : 16;
+		if (cap > SHOAL_BROADCASTS_MAX)
+			cap = SHOAL_BROADCASTS_MAX;
+		if (cap <= c->bslots_cap)
+			return NONE16;
+		struct bslot *v = realloc(c->bslots, (size_t)cap * sizeof(*v));
+		if (!v)
+			return NONE16;
+		/* the new ones, linked lowest first */
+		for (uint32_t i = c->bslots_cap; i < cap; i++) {
+			v[i].pos = (uint16_t)(i + 1 < cap ? i + 1 : NONE16);
+			v[i].tier = 0;
+			v[i].pad = 0;
+		}
+		c->bslot_free = (uint16_t)c->bslots_cap;
+		c->bslots = v;
+		c->bslots_cap = cap;
+	}
+	uint16_t s = c->bslot_free;
+	c->bslot_free = c->bslots[s].pos;
+	return s;
+}
+
+static void bslot_give(struct member_core *c, uint16_t s)
+{
+	assert(s < c->bslots_cap);
+	c->bslots[s].pos = c->bslot_free;
+	c->bslot_free = s;
+}
+
 /* Drops m's queued broadcast, if any. */
 static void bcast_release(struct member_core *c, struct member *m)
 {
-	if (m->bc_pos == NONE16)
+	if (m->bc_slot == NONE16)
 		return;
-	tier_remove(c, m->bc_tier, m->bc_pos);
-	m->bc_pos = NONE16;
+	const struct bslot *s = &c->bslots[m->bc_slot];
+	tier_remove(c, s->tier, s->pos);
+	bslot_give(c, m->bc_slot);
+	m->bc_slot = NONE16;
 	assert(c->bc_count > 0);
 	c->bc_count--;
 }
@@ -1073,10 +1125,17 @@ static void broadcast(struct member_core *c, uint32_t gid, struct member *m, uin
 	b.incarnation = incarnation;
 	b.from_gid = (uint16_t)from_gid;
 	b.kind = kind;
-	if (tier_append(c, 0, &b) != 0) {
+	b.slot = bslot_take(c);
+	if (b.slot == NONE16) {
 		c->stats.broadcasts_dropped++;
 		return;
 	}
+	if (tier_append(c, 0, &b) != 0) {
+		bslot_give(c, b.slot);
+		c->stats.broadcasts_dropped++;
+		return;
+	}
+	m->bc_slot = b.slot;
 	c->bc_count++;
 	if (c->next_gossip_ms == TIME_NEVER) {
 		/* Keep a free-running phase, as memberlist's ticker does: a new
@@ -1166,12 +1225,13 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 	struct wire_msg m;
 	const struct member *me = &c->tab[c->self_gid];
 	bool own_first = false;
-	if (me->bc_pos != NONE16 && room_msgs > 0) {
-		const struct bcast *b = &c->tiers[me->bc_tier].v[me->bc_pos];
+	if (me->bc_slot != NONE16 && room_msgs > 0) {
+		const struct bslot *s = &c->bslots[me->bc_slot];
+		const struct bcast *b = &c->tiers[s->tier].v[s->pos];
 		if (bcast_encode(c, b, w, &m)) {
 			gids[added] = bcast_hint(b);
-			sent_tier[added] = me->bc_tier;
-			sent_pos[added++] = me->bc_pos;
+			sent_tier[added] = s->tier;
+			sent_pos[added++] = s->pos;
 			own_first = true;
 		}
 	}
@@ -1187,15 +1247,15 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 			if (nq->len)
 				__builtin_prefetch(&nq->v[nq->len - 1]);
 		}
-		/* The table entries the moves will update, loaded a few items
-		 * ahead of the walk (the first ones now). A hole's stale gid
-		 * costs a useless prefetch, nothing else. */
+		/* The slots the moves will update, loaded a few items ahead
+		 * of the walk (the first ones now). A hole's stale slot costs
+		 * a useless prefetch, nothing else. */
 		for (uint32_t p = q->len; p-- > 0 && p + AHEAD >= q->len;)
-			__builtin_prefetch(&c->tab[q->v[p].gid]);
+			__builtin_prefetch(&c->bslots[q->v[p].slot], 1);
 		for (uint32_t p = q->len; p-- > 0 && added < room_msgs;) {
 			const struct bcast *b = &q->v[p];
 			if (p >= AHEAD)
-				__builtin_prefetch(&c->tab[b[-AHEAD].gid]);
+				__builtin_prefetch(&c->bslots[b[-AHEAD].slot], 1);
 			if (b->kind == 0 || (own_first && b->gid == c->self_gid))
 				continue;
 			if (bcast_encode(c, b, w, &m)) {
@@ -1226,12 +1286,15 @@ done:;
 		moved[k] = *b;
 		b->kind = 0;
 		q->live--;
-		c->tab[moved[k].gid].bc_pos = NONE16;
 	}
 	for (unsigned k = 0; k < added; k++) {
 		uint32_t t = sent_tier[k];
-		if (t + 1 >= limit || tier_append(c, t + 1, &moved[k]) != 0)
+		if (t + 1 >= limit || tier_append(c, t + 1, &moved[k]) != 0) {
+			/* done (or no room to go on): its member forgets it */
+			bslot_give(c, moved[k].slot);
+			c->tab[moved[k].gid].bc_slot = NONE16;
 			c->bc_count--;
+		}
 	}
 	/* Each tier left, once. */
 	uint64_t settled[TIERS_MAX / 64] = {0};
@@ -2029,6 +2092,7 @@ struct member_core *member_core_new(const struct member_config *cfg,
 	rng_seed(&c->rng, seed);
 	c->incarnation = incarnation;
 	c->susp_free = NONE16;
+	c->bslot_free = NONE16;
 	c->susp_pool.item_bytes = sizeof(struct suspicion);
 	c->susp_pool.items_max = SHOAL_SUSPICIONS_MAX;
 	c->self_gid = member_dir_intern(dir, self->id);
@@ -2074,6 +2138,7 @@ void member_core_free(struct member_core *c)
 	for (size_t t = 0; t < c->tiers_count; t++)
 		free(c->tiers[t].v);
 	free(c->tiers);
+	free(c->bslots);
 	free(c->relays);
 	if (!c->outputs_shared) {
 		free(c->outq);
@@ -2217,8 +2282,8 @@ int member_core_recv_packet_hinted(struct member_core *c,
 			continue;
 		if (sm->susp != NONE16)
 			__builtin_prefetch(susp_at(c, sm->susp));
-		if (sm->bc_pos != NONE16)
-			__builtin_prefetch(&c->tiers[sm->bc_tier].v[sm->bc_pos]);
+		if (sm->bc_slot != NONE16)
+			__builtin_prefetch(&c->bslots[sm->bc_slot]);
 	}
 	/* A member we hold dead is talking to us: tell it, so it refutes. */
 	struct member *sender = find(c, from_gid);
@@ -2315,7 +2380,7 @@ int member_core_recv_packet_hinted(struct member_core *c,
 	if (stale_about_me && !c->leaving) {
 		c->stats.refutations_direct++;
 		const struct member *me = &c->tab[c->self_gid];
-		if (me->bc_pos != NONE16) {
+		if (me->bc_slot != NONE16) {
 			/* Our refutation is still queued, and leads every packet:
 			 * a packet of broadcasts carries it (once). */
 			send_msgs(c, from, from_gid, NULL, 0);
@@ -2459,7 +2524,7 @@ static void merge_done(struct member_core *c, bool was_alone, uint64_t now)
 	 * would not leave in the first gossip round at 50 members. Queue it
 	 * again, as the newest. */
 	struct member *self = find(c, c->self_gid);
-	if (was_alone && c->live_count > 1 && !c->leaving && self->bc_pos != NONE16)
+	if (was_alone && c->live_count > 1 && !c->leaving && self->bc_slot != NONE16)
 		broadcast(c, c->self_gid, self, BC_ALIVE, c->incarnation, c->self_gid, now);
 }
 
