@@ -2586,45 +2586,51 @@ int member_core_recv_snapshot(struct member_core *c, struct member_snapshot *sna
 	out_compact(c);
 	if (snap->count > snap->order_room)
 		return SHOAL_EINVAL;
-	size_t members = 0;
-	for (size_t g = 0; g < snap->gids; g++) {
-		if (snap->state[g] == ST_NONE)
-			continue;
-		if (snap->state[g] > MEMBER_LEFT || !member_dir_get(c->dir, (uint32_t)g))
-			return SHOAL_EINVAL; /* nothing merged, as for a bad encoding */
-		members++;
-	}
-	/* Each member listed once (news[] is scratch here). */
+	const struct member_dir *d = c->dir;
+	/* Two passes check the snapshot before anything is merged (a bad one
+	 * merges nothing, as a bad encoding): the order lists members of
+	 * valid states that the directory knows, each once (news[] holds
+	 * which it lists), and then every member is listed -- so the order
+	 * lists exactly the members. The second pass also decides which
+	 * entries are news, in gid order (both tables read in sequence),
+	 * replacing each word of news[] once it is read. Whether an entry is
+	 * news depends only on this core's entry for that member and on self,
+	 * and merging one member's entry changes no other member's: deciding
+	 * them all first is deciding each just before its merge. */
 	size_t words = snap->gids / 64 + 1;
-	memset(snap->news, 0, words * sizeof(*snap->news));
+	uint64_t *bits = snap->news;
+	memset(bits, 0, words * sizeof(*bits));
 	for (size_t i = 0; i < snap->count; i++) {
 		uint32_t g = snap->order[i];
-		if (g >= snap->gids || snap->state[g] == ST_NONE ||
-		    (snap->news[g / 64] & (UINT64_C(1) << (g % 64))))
+		if (g >= snap->gids || g >= d->count || snap->state[g] > MEMBER_LEFT ||
+		    (bits[g / 64] & (UINT64_C(1) << (g % 64))))
 			return SHOAL_EINVAL;
-		snap->news[g / 64] |= UINT64_C(1) << (g % 64);
+		bits[g / 64] |= UINT64_C(1) << (g % 64);
 	}
-	if (members != snap->count)
-		return SHOAL_EINVAL; /* one not listed */
+	size_t news = 0, ignored = 0;
+	for (size_t w = 0; w < words; w++) {
+		uint64_t listed = bits[w], is_news = 0;
+		size_t end = (w + 1) * 64 < snap->gids ? (w + 1) * 64 : snap->gids;
+		for (size_t g = w * 64; g < end; g++) {
+			uint8_t st = snap->state[g];
+			if (st == ST_NONE)
+				continue;
+			uint64_t bit = UINT64_C(1) << (g % 64);
+			if (!(listed & bit))
+				return SHOAL_EINVAL; /* a member the order leaves out */
+			if (merge_is_news(c, (uint32_t)g, find(c, (uint32_t)g), snap->inc[g], st))
+				is_news |= bit;
+		}
+		bits[w] = is_news;
+		size_t n = (size_t)__builtin_popcountll(is_news);
+		news += n;
+		ignored += (size_t)__builtin_popcountll(listed) - n;
+	}
 	c->stats.pushpulls_merged++;
+	c->stats.msgs_ignored += ignored;
 	bool was_alone = c->live_count == 1;
-	/* Which entries are news, in gid order (both tables read in
-	 * sequence). Whether an entry is news depends only on this core's
-	 * entry for that member and on self, and merging one member's entry
-	 * changes no other member's: deciding them all first is deciding
-	 * each just before its merge. */
-	memset(snap->news, 0, words * sizeof(*snap->news));
-	for (size_t g = 0; g < snap->gids; g++) {
-		uint8_t st = snap->state[g];
-		if (st == ST_NONE)
-			continue;
-		if (merge_is_news(c, (uint32_t)g, find(c, (uint32_t)g), snap->inc[g], st))
-			snap->news[g / 64] |= UINT64_C(1) << (g % 64);
-		else
-			c->stats.msgs_ignored++;
-	}
 	/* Then the news, in the order the encoding would have carried it. */
-	for (size_t i = 0; i < snap->count; i++) {
+	for (size_t i = 0; i < snap->count && news > 0; i++) {
 		uint32_t gid = snap->order[i];
 		if (!(snap->news[gid / 64] & (UINT64_C(1) << (gid % 64))))
 			continue;
@@ -2639,6 +2645,7 @@ int member_core_recv_snapshot(struct member_core *c, struct member_snapshot *sna
 		if (snap->state[gid] == MEMBER_ALIVE || !m)
 			fill_node_msg(c, gid, &a);
 		merge_apply(c, gid, m, &a, snap->state[gid], now_ms);
+		news--;
 	}
 	merge_done(c, was_alone, now_ms);
 	return 0;

@@ -508,9 +508,10 @@ static void snapshot_is_the_encoded_state(void **state)
 	assert_false(member_core_poll(y, &oy));
 	assert_true(outs >= n - 1); /* a join (and more) per member learned */
 	/* A gid the directory lacks, a bad state, an order that lists a
-	 * member twice: nothing merged. */
+	 * member twice or leaves one out: nothing merged. */
 	size_t before = member_core_count(net.cores[3]);
 	uint16_t first = order[0];
+	uint8_t second_state = st[order[1]];
 	st[60] = MEMBER_ALIVE;
 	order[0] = 60;
 	assert_int_equal(member_core_recv_snapshot(net.cores[3], &snap, net.now), SHOAL_EINVAL);
@@ -520,6 +521,10 @@ static void snapshot_is_the_encoded_state(void **state)
 	order[0] = first;
 	st[order[1]] = 9;
 	assert_int_equal(member_core_recv_snapshot(net.cores[3], &snap, net.now), SHOAL_EINVAL);
+	st[order[1]] = second_state;
+	snap.count--;
+	assert_int_equal(member_core_recv_snapshot(net.cores[3], &snap, net.now), SHOAL_EINVAL);
+	snap.count++;
 	assert_int_equal(member_core_count(net.cores[3]), before);
 	member_core_free(x);
 	member_core_free(y);
