@@ -22,7 +22,8 @@
  *   - the probe order, an array of 16-bit gids (shuffled each round, new
  *     members inserted at a random position, as memberlist does);
  *   - broadcasts (memberlist's TransmitLimitedQueue) in one vector per
- *     transmit count, 12 bytes each, walked newest first;
+ *     transmit count, 12 bytes each, walked newest first, each found
+ *     through a 4-byte slot its member's entry names (struct bslot);
  *   - suspicions in a pool of 64-item chunks (40 bytes each), so they cost
  *     memory only while in use and never move, and their deadlines in a
  *     lazy min-heap of 8-byte keys (a confirmation pushes a new key; stale
