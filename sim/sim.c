@@ -476,6 +476,17 @@ static const struct sim_ev *peek_next(const struct sim *s, struct peek *it)
 
 /* --- payload slab --------------------------------------------------------- */
 
+/* Slot i's payload, and the subject hints stored after it. */
+static uint8_t *slot_data(const struct sim *s, uint32_t i)
+{
+	return s->slots + (size_t)i * s->slot_stride;
+}
+
+static const uint32_t *slot_hints(const struct sim *s, uint32_t i)
+{
+	return (const uint32_t *)(const void *)(slot_data(s, i) + s->hints_off);
+}
+
 static int slot_alloc(struct sim *s, uint32_t *out)
 {
 	if (s->slot_free_len == 0) {
@@ -703,7 +714,7 @@ static int net_send(struct sim *s, uint32_t from, uint32_t to, const uint8_t *da
 			s->heap_full = true;
 			return i;
 		}
-		uint8_t *p = s->slots + (size_t)slot * s->slot_stride;
+		uint8_t *p = slot_data(s, slot);
 		memcpy(p, data, len);
 		if (n_hints)
 			memcpy(p + s->hints_off, hints, n_hints * sizeof(*hints));
@@ -892,7 +903,7 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 		drain(s, ev->node, true);
 		break;
 	case EV_PACKET: {
-		const uint8_t *data = s->slots + (size_t)ev->b * s->slot_stride;
+		const uint8_t *data = slot_data(s, ev->b);
 		if (!nd->up) {
 			s->m.packets_to_down++;
 		} else {
@@ -901,7 +912,7 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 			s->m.packets_delivered++;
 			(void)member_core_recv_packet_hinted(
 				nd->core, s->nodes[ev->a].id, s->nodes[ev->a].gid, &from, data,
-				ev->c, (const uint32_t *)(const void *)(data + s->hints_off), ev->h,
+				ev->c, slot_hints(s, ev->b), ev->h,
 				s->now);
 			drain(s, ev->node, false);
 		}
@@ -916,7 +927,7 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 		 * with data first (see sim_hooks). */
 		if (s->hooks.datagram)
 			s->hooks.datagram(s->hooks.arg, ev->node, ev->a,
-					  s->slots + (size_t)ev->b * s->slot_stride, ev->c);
+					  slot_data(s, ev->b), ev->c);
 		slot_release(s, ev->b);
 		break;
 	case EV_TIMER:
@@ -968,7 +979,7 @@ static void prefetch_ahead(const struct sim *s)
 			if (e->kind == EV_PACKET) {
 				__builtin_prefetch(&s->nodes[e->a].gid); /* the sender's gid */
 				__builtin_prefetch(s->nodes[e->a].id); /* and id */
-				const uint8_t *data = s->slots + (size_t)e->b * s->slot_stride;
+				const uint8_t *data = slot_data(s, e->b);
 				for (uint32_t off = 0; off < e->c; off += 64)
 					__builtin_prefetch(data + off);
 				for (uint32_t off = 0; off < 4u * e->h; off += 64)
@@ -977,12 +988,8 @@ static void prefetch_ahead(const struct sim *s)
 		} else if (n == STAGE2_AT) {
 			member_core_prefetch(c, 2);
 			if (e->kind == EV_PACKET)
-				member_core_prefetch_packet(
-					c, s->nodes[e->a].gid,
-					(const uint32_t *)(const void *)(s->slots +
-									 (size_t)e->b * s->slot_stride +
-									 s->hints_off),
-					e->h);
+				member_core_prefetch_packet(c, s->nodes[e->a].gid,
+							    slot_hints(s, e->b), e->h);
 		}
 	}
 }

@@ -24,7 +24,7 @@
  *   - broadcasts (memberlist's TransmitLimitedQueue) in one vector per
  *     transmit count, 12 bytes each, walked newest first, each found
  *     through a 4-byte slot its member's entry names (struct bslot);
- *   - suspicions in a pool of 64-item chunks (40 bytes each), so they cost
+ *   - suspicions in a pool of 64-item chunks (32 bytes each), so they cost
  *     memory only while in use and never move, and their deadlines in a
  *     lazy min-heap of 8-byte keys (a confirmation pushes a new key; stale
  *     keys are skipped when they surface, and the heap is rebuilt when they
