@@ -1154,20 +1154,35 @@ int sim_warm_start(struct sim *s)
 		if (rc != 0)
 			return rc;
 	}
+	uint32_t *gids = malloc((size_t)s->n * sizeof(*gids));
+	if (!gids)
+		return SHOAL_ENOMEM;
 	for (uint32_t i = 0; i < s->n; i++) {
 		struct sim_node *nd = &s->nodes[i];
-		for (uint32_t j = 0; j < s->n; j++) {
-			if (j == i)
-				continue;
-			/* Adding a member quietly emits nothing, so one drain per
-			 * node suffices (10^8 adds at 10,000 nodes). */
-			int rc = member_core_add_alive(nd->core, s->nodes[j].gid, 0, s->now);
-			if (rc != 0)
-				return rc;
-			seen_set(s, i, j, true);
+		uint32_t k = 0;
+		for (uint32_t j = 0; j < s->n; j++)
+			if (j != i)
+				gids[k++] = s->nodes[j].gid;
+		/* Adding members quietly emits nothing, so one drain per node
+		 * suffices (10^8 adds at 10,000 nodes). */
+		int rc = member_core_add_alive(nd->core, gids, k, 0, s->now);
+		if (rc != 0) {
+			free(gids);
+			return rc;
 		}
+		/* It sees every other node alive: seen_set for each, a row at
+		 * a time (every node is up). */
+		uint64_t *row = seen_row(s, i);
+		for (size_t w = 0; w < s->words_per_row; w++)
+			row[w] = UINT64_MAX;
+		if (s->n % 64)
+			row[s->words_per_row - 1] = (UINT64_C(1) << (s->n % 64)) - 1;
+		bit_clear(row, i);
+		nd->alive_seen += k;
+		s->deficit -= k;
 		drain(s, i, false);
 	}
+	free(gids);
 	conv_update(s);
 	return 0;
 }

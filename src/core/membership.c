@@ -2781,14 +2781,58 @@ int member_core_share_outputs(struct member_core *c, void *space, size_t bytes)
 	return 0;
 }
 
-int member_core_add_alive(struct member_core *c, uint32_t gid,
+/* A mark for a gid seen earlier in the same member_core_add_alive call. */
+#define ST_ADDING 0xfe
+_Static_assert(ST_ADDING > MEMBER_LEFT && ST_ADDING != ST_NONE, "ST_ADDING is no state");
+
+int member_core_add_alive(struct member_core *c, const uint32_t *gids, size_t n,
 			  uint32_t incarnation, uint64_t now_ms)
 {
-	if (gid == c->self_gid || !member_dir_get(c->dir, gid))
-		return SHOAL_EINVAL;
-	if (find(c, gid))
-		return SHOAL_EEXIST;
-	return member_add(c, gid, incarnation, MEMBER_ALIVE, now_ms) ? 0 : SHOAL_EFULL;
+	if (n > SHOAL_MEMBERS_MAX - c->count)
+		return SHOAL_EFULL;
+	/* Every gid checked (and marked, which finds a repeat) before any is
+	 * added, so an error adds none. */
+	uint32_t top = 0;
+	for (size_t i = 0; i < n; i++)
+		if (gids[i] > top)
+			top = gids[i];
+	if (n && (tab_reserve(c, (size_t)top + 1) != 0 || order_reserve(c, c->count + n) != 0))
+		return SHOAL_ENOMEM;
+	int err = 0;
+	size_t marked = 0;
+	for (; marked < n; marked++) {
+		uint32_t g = gids[marked];
+		if (g == c->self_gid || !member_dir_get(c->dir, g)) {
+			err = SHOAL_EINVAL;
+			break;
+		}
+		if (c->tab[g].state != ST_NONE) {
+			err = SHOAL_EEXIST;
+			break;
+		}
+		c->tab[g].state = ST_ADDING;
+	}
+	for (size_t i = 0; i < marked; i++)
+		c->tab[gids[i]].state = ST_NONE;
+	if (err)
+		return err;
+	/* member_add's steps, without its checks and growth, in the same order
+	 * (the same draws: a bulk add leaves the core as one add per gid). */
+	for (size_t i = 0; i < n; i++) {
+		uint32_t g = gids[i];
+		struct member *m = &c->tab[g];
+		m->incarnation = incarnation;
+		m->bc_slot = NONE16;
+		m->susp = NONE16;
+		m->state = MEMBER_ALIVE;
+		since_set(m, now_ms);
+		size_t at = c->count++;
+		size_t r = (size_t)rng_below(&c->rng, c->count);
+		c->order[at] = c->order[r];
+		c->order[r] = (uint16_t)g;
+	}
+	c->live_count += n;
+	return 0;
 }
 
 size_t member_core_count(const struct member_core *c) { return c->count; }

@@ -322,8 +322,12 @@ int member_core_reserve_in(struct member_core *c, size_t members, void *mem, siz
 size_t member_core_shared_outputs_bytes(const struct member_config *cfg);
 int member_core_share_outputs(struct member_core *c, void *space, size_t bytes);
 
-/* Adds a member known alive without any message (simulator warm start). */
-int member_core_add_alive(struct member_core *c, uint32_t gid,
+/* Adds n members known alive at incarnation, without any message (the
+ * simulator's warm start), each at a random place in the probe order as a
+ * join would. Returns 0, SHOAL_EINVAL (a gid not in the directory, or our
+ * own), SHOAL_EEXIST (a gid already known or given twice), SHOAL_EFULL or
+ * SHOAL_ENOMEM; on error none is added. */
+int member_core_add_alive(struct member_core *c, const uint32_t *gids, size_t n,
 			  uint32_t incarnation, uint64_t now_ms);
 
 size_t member_core_count(const struct member_core *c);

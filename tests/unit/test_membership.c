@@ -428,6 +428,57 @@ static void state_round_trip_and_rejects(void **state)
 /* A state by gid (the simulator's push-pull) is the encoded state: the
  * same entries in the same order and the same size, tags and an IPv6
  * address included, and merging it does what merging the bytes does. */
+/* The simulator's warm start: members added alive in bulk, as one add each
+ * would (same probe order from the same seed), and every bad list refused
+ * whole. */
+static void add_alive_in_bulk(void **state)
+{
+	(void)state;
+	struct member_config cfg = cfg_default();
+	struct net net;
+	net_init(&net, 6, &cfg);
+	struct member_core *a = net.cores[0];
+	uint32_t self = member_core_self_gid(a);
+	uint32_t g[5];
+	for (size_t i = 1; i < 6; i++)
+		g[i - 1] = member_core_self_gid(net.cores[i]);
+	uint32_t own[] = {g[0], self};
+	uint32_t twice[] = {g[0], g[1], g[0]};
+	uint32_t unknown[] = {g[0], 999};
+	assert_int_equal(member_core_add_alive(a, own, 2, 3, net.now), SHOAL_EINVAL);
+	assert_int_equal(member_core_add_alive(a, twice, 3, 3, net.now), SHOAL_EEXIST);
+	assert_int_equal(member_core_add_alive(a, unknown, 2, 3, net.now), SHOAL_EINVAL);
+	assert_int_equal(member_core_count(a), 1);
+	struct member_info info;
+	assert_int_equal(member_core_lookup(a, g[0], &info), SHOAL_ENOTFOUND);
+
+	assert_int_equal(member_core_add_alive(a, g, 4, 3, net.now), 0);
+	assert_int_equal(member_core_count(a), 5);
+	assert_int_equal(member_core_live_count(a), 5);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(member_core_lookup(a, g[i], &info), 0);
+		assert_int_equal(info.state, MEMBER_ALIVE);
+		assert_int_equal(info.incarnation, 3);
+	}
+	assert_int_equal(member_core_add_alive(a, &g[3], 2, 3, net.now), SHOAL_EEXIST);
+	assert_int_equal(member_core_lookup(a, g[4], &info), SHOAL_ENOTFOUND);
+
+	/* The same identity and seed, members added one at a time: the same
+	 * probe order. */
+	struct member_core *b = member_core_new(&cfg, net.dir, &net.ids[0], 1, 100, net.now);
+	assert_non_null(b);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(member_core_add_alive(b, &g[i], 1, 3, net.now), 0);
+	for (size_t i = 0; i < 5; i++) {
+		struct member_info ia, ib;
+		assert_int_equal(member_core_get(a, i, &ia), 0);
+		assert_int_equal(member_core_get(b, i, &ib), 0);
+		assert_int_equal(ia.gid, ib.gid);
+	}
+	member_core_free(b);
+	net_free(&net);
+}
+
 static void snapshot_is_the_encoded_state(void **state)
 {
 	(void)state;
@@ -1253,6 +1304,7 @@ int main(void)
 		cmocka_unit_test(joiner_announces_itself_first),
 		cmocka_unit_test(own_refutation_leads_the_packet),
 		cmocka_unit_test(stale_accuser_is_answered_directly),
+		cmocka_unit_test(add_alive_in_bulk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
