@@ -569,6 +569,14 @@ struct member_core {
 	struct relay *relays;
 	uint16_t *order;     /* known gids in probe order */
 	size_t count;
+	/* memberlist's estimate of the cluster's size (estNumNodes), which
+	 * scales the suspicion timeout, the retransmit limit and the push-pull
+	 * interval: every member but those that had been dead or left for
+	 * longer than gossip_to_the_dead_ms when the last probe round ended
+	 * (memberlist drops those from its list then), plus members added
+	 * since. Dead members stay in the table here (reconnect, push-pull
+	 * states, `shoal members`), so count would overstate it. */
+	size_t est_nodes;
 	size_t probe_pos;
 	size_t tab_cap;
 	bool outputs_shared; /* outq and arena in a member_core_share_outputs space */
@@ -582,6 +590,7 @@ struct member_core {
 	size_t relays_cap;
 	bool tab_owned, order_owned; /* false: in memory the caller lent */
 	size_t order_cap;
+	uint64_t est_at; /* when est_nodes was last recounted; TIME_NEVER before */
 	size_t live_count;   /* alive or suspect, self included */
 	size_t dead_count;   /* dead (not left) */
 	uint32_t incarnation;
@@ -730,6 +739,28 @@ int member_core_reserve_in(struct member_core *c, size_t members, void *mem, siz
 	return 0;
 }
 
+/* Whether m was left out of est_nodes when it was last recounted: dead or
+ * left, and for longer than gossip_to_the_dead_ms by then. */
+static bool est_excluded(const struct member_core *c, const struct member *m)
+{
+	if (m->state != MEMBER_DEAD && m->state != MEMBER_LEFT)
+		return false;
+	uint64_t since = since_get(m);
+	return c->est_at != TIME_NEVER && c->est_at >= since &&
+	       c->est_at - since > c->cfg.gossip_to_the_dead_ms;
+}
+
+/* memberlist's resetNodes: at the end of a probe round, the estimate drops
+ * the members dead or left for longer than gossip_to_the_dead_ms. */
+static void est_recount(struct member_core *c, uint64_t now)
+{
+	c->est_at = now;
+	size_t n = 0;
+	for (size_t i = 0; i < c->count; i++)
+		n += !est_excluded(c, &c->tab[c->order[i]]);
+	c->est_nodes = n;
+}
+
 /* Moves the live/dead counters from state `from` to `to`. */
 static void count_state(struct member_core *c, uint8_t from, uint8_t to)
 {
@@ -751,6 +782,10 @@ static void set_state(struct member_core *c, struct member *m, uint8_t state, ui
 {
 	assert(m->state != ST_NONE);
 	assert(state <= MEMBER_LEFT);
+	/* Back from the dead after the estimate left it out: memberlist would
+	 * meet it as a new node. */
+	if ((state == MEMBER_ALIVE || state == MEMBER_SUSPECT) && est_excluded(c, m))
+		c->est_nodes++;
 	count_state(c, m->state, state);
 	m->state = state;
 	since_set(m, now);
@@ -788,6 +823,7 @@ static struct member *member_add(struct member_core *c, uint32_t gid,
 	m->state = state;
 	since_set(m, now);
 	count_state(c, ST_NONE, state);
+	c->est_nodes++;
 	size_t at = c->count++;
 	c->order[at] = (uint16_t)gid;
 	size_t r = (size_t)rng_below(&c->rng, c->count);
@@ -883,8 +919,9 @@ static void emit_event(struct member_core *c, enum member_event_kind kind,
 
 static uint32_t retransmit_limit(const struct member_core *c)
 {
-	/* retransmit_mult * ceil(log10(n + 1)) */
-	size_t n = c->count + 1;
+	/* retransmit_mult * ceil(log10(n + 1)), which is n's number of
+	 * digits */
+	size_t n = c->est_nodes;
 	uint32_t digits = 0;
 	while (n > 0) {
 		digits++;
@@ -1541,7 +1578,7 @@ static void suspicion_start(struct member_core *c, uint32_t gid, struct member *
 	s->gid = (uint16_t)gid;
 	s->confirmers[0] = (uint16_t)from_gid;
 
-	size_t n = c->count;
+	size_t n = c->est_nodes;
 	uint32_t k = c->cfg.suspicion_mult >= 2 ? c->cfg.suspicion_mult - 2 : 0;
 	if (n < 2 || n - 2 < k)
 		k = 0;
@@ -1828,6 +1865,7 @@ static void probe_start(struct member_core *c, uint64_t now)
 	for (size_t checked = 0; checked < c->count; checked++) {
 		if (c->probe_pos >= c->count) {
 			c->probe_pos = 0;
+			est_recount(c, now);
 			shuffle_members(c);
 		}
 		uint32_t gid = c->order[c->probe_pos++];
@@ -1996,7 +2034,7 @@ static uint64_t pushpull_interval(const struct member_core *c)
 {
 	/* memberlist's pushPullScale: slower past 32 members, log2 growth. */
 	uint64_t base = c->cfg.push_pull_interval_ms;
-	size_t n = c->count;
+	size_t n = c->est_nodes;
 	if (n <= 32)
 		return base;
 	double mult = ceil(log2((double)n) - log2(32.0)) + 1.0;
@@ -2058,6 +2096,8 @@ static void reclaim(struct member_core *c, uint64_t now)
 		    gid != c->self_gid && now - since_get(m) > c->cfg.dead_reclaim_ms) {
 			bcast_release(c, m);
 			suspicion_cancel(c, m);
+			if (!est_excluded(c, m))
+				c->est_nodes--;
 			count_state(c, m->state, ST_NONE);
 			m->state = ST_NONE;
 			c->order[i] = c->order[--c->count];
@@ -2094,6 +2134,7 @@ struct member_core *member_core_new(const struct member_config *cfg,
 	c->incarnation = incarnation;
 	c->susp_free = NONE16;
 	c->bslot_free = NONE16;
+	c->est_at = TIME_NEVER;
 	c->susp_pool.item_bytes = sizeof(struct suspicion);
 	c->susp_pool.items_max = SHOAL_SUSPICIONS_MAX;
 	c->self_gid = member_dir_intern(dir, self->id);
@@ -2832,10 +2873,13 @@ int member_core_add_alive(struct member_core *c, const uint32_t *gids, size_t n,
 		c->order[r] = (uint16_t)g;
 	}
 	c->live_count += n;
+	c->est_nodes += n;
 	return 0;
 }
 
 size_t member_core_count(const struct member_core *c) { return c->count; }
+
+size_t member_core_est_nodes(const struct member_core *c) { return c->est_nodes; }
 
 size_t member_core_live_count(const struct member_core *c) { return c->live_count; }
 

@@ -331,6 +331,11 @@ int member_core_add_alive(struct member_core *c, const uint32_t *gids, size_t n,
 			  uint32_t incarnation, uint64_t now_ms);
 
 size_t member_core_count(const struct member_core *c);
+/* memberlist's estimate of the cluster's size (estNumNodes), which scales
+ * the suspicion timeout, the retransmit limit and the push-pull interval:
+ * the members, less those that had been dead or left for longer than
+ * gossip_to_the_dead_ms when the last probe round ended. */
+size_t member_core_est_nodes(const struct member_core *c);
 /* Number of members (self included) in state alive or suspect. */
 size_t member_core_live_count(const struct member_core *c);
 int member_core_get(const struct member_core *c, size_t index,

@@ -801,7 +801,7 @@ static json_t *status_json(struct agent *a)
 		"udp_oversized", (json_int_t)a->udp_oversized);
 	struct stream_stats ss;
 	stream_stats_get(a->stream, &ss);
-	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:b,s:I,s:{s:I,s:I,s:I,s:I},s:o,s:o,s:o,s:o}",
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:b,s:I,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:o,s:o,s:o}",
 			 "name", a->ident.cert.name, "id", id, "fleet", fleet,
 			 "addr", addr_format(&a->advertise, addr),
 			 "incarnation", (json_int_t)member_core_incarnation(a->core),
@@ -812,6 +812,7 @@ static json_t *status_json(struct agent *a)
 			 "suspect", (json_int_t)counts[MEMBER_SUSPECT],
 			 "dead", (json_int_t)counts[MEMBER_DEAD],
 			 "left", (json_int_t)counts[MEMBER_LEFT],
+			 "size_estimate", (json_int_t)member_core_est_nodes(a->core),
 			 "counters", counters,
 			 "drops", seal_stats_json(&a->seal.stats),
 			 "streams", stream_stats_json(&ss),

@@ -231,6 +231,10 @@ def main(argv):
             print(f"  every counter is 0 after minutes of gossip: {s['counters']}",
                   file=sys.stderr); return 1
         m = s["members"]
+        live = m["alive"] + m["suspect"]
+        if not isinstance(m.get("size_estimate"), int) or not (
+                live <= m["size_estimate"] <= live + m["dead"] + m["left"]):
+            print(f"  size_estimate outside [live, known]: {m}", file=sys.stderr); return 1
         print(f"  {argv[2]}: incarnation {s['incarnation']}, health {s['health']}, "
               f"members {m}, {len(s['counters'])} counters")
         return 0

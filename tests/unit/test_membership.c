@@ -828,6 +828,71 @@ static void deliver_one(struct net *net, size_t to, size_t from, const struct wi
 						 &net->ids[from].addr, buf, w.len, net->now), 0);
 }
 
+/* memberlist's cluster-size estimate: members dead for longer than
+ * gossip_to_the_dead_ms leave it when a probe round ends (they stay in the
+ * table), so the suspicion timeout shrinks with the live cluster as
+ * memberlist's does; one that comes back counts again. */
+static void suspicion_timeout_follows_the_live_cluster(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 20, &cfg);
+	net_join_all(&net);
+	for (size_t i = 0; i < 20; i++)
+		assert_int_equal(member_core_est_nodes(net.cores[i]), 20);
+	for (size_t i = 10; i < 18; i++)
+		net.down[i] = true;
+	uint64_t crash = net.now;
+	net_run(&net, crash + 40000);
+	/* Dead everywhere, but not yet for gossip_to_the_dead_ms at a round's
+	 * end: still counted. */
+	assert_int_equal(state_of(&net, 1, 10), MEMBER_DEAD);
+	assert_true(member_core_est_nodes(net.cores[1]) > 12);
+	/* Rounds of 11 live members end at least every ~12 s. */
+	net_run(&net, crash + 40000 + cfg.gossip_to_the_dead_ms + 15000);
+	for (size_t i = 0; i < 20; i++) {
+		if (net.down[i])
+			continue;
+		assert_int_equal(member_core_count(net.cores[i]), 20);
+		assert_int_equal(member_core_est_nodes(net.cores[i]), 12);
+	}
+
+	/* Node 1 alone hears three distinct suspicions of node 5: dead after
+	 * the minimum for 12 members, 4 * log10(12) s, not for 20. */
+	double min12 = floor(4.0 * log10(12.0) * 1000.0);
+	for (size_t i = 0; i < 20; i++)
+		net.down[i] = i != 1;
+	uint64_t t0 = net.now;
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_SUSPECT;
+	m.incarnation = inc_of(&net, 1, 5);
+	memcpy(m.id, net.ids[5].id, 32);
+	for (size_t from = 2; from <= 4; from++) {
+		memcpy(m.from_id, net.ids[from].id, 32);
+		deliver_one(&net, 1, from, &m);
+	}
+	net_pump(&net);
+	net_run(&net, t0 + (uint64_t)min12 - 1);
+	assert_int_equal(state_of(&net, 1, 5), MEMBER_SUSPECT);
+	net_run(&net, t0 + (uint64_t)min12 + 1);
+	assert_int_equal(state_of(&net, 1, 5), MEMBER_DEAD);
+
+	/* Node 10 comes back at a higher incarnation: counted again. */
+	size_t est = member_core_est_nodes(net.cores[1]);
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_ALIVE;
+	m.incarnation = inc_of(&net, 1, 10) + 1;
+	memcpy(m.id, net.ids[10].id, 32);
+	m.addr = net.ids[10].addr;
+	strcpy(m.name, net.ids[10].name);
+	deliver_one(&net, 1, 2, &m);
+	assert_int_equal(state_of(&net, 1, 10), MEMBER_ALIVE);
+	assert_int_equal(member_core_est_nodes(net.cores[1]), est + 1);
+	net_free(&net);
+}
+
 static void incarnation_rules_and_refutation(void **state)
 {
 	(void)state;
@@ -1305,6 +1370,7 @@ int main(void)
 		cmocka_unit_test(own_refutation_leads_the_packet),
 		cmocka_unit_test(stale_accuser_is_answered_directly),
 		cmocka_unit_test(add_alive_in_bulk),
+		cmocka_unit_test(suspicion_timeout_follows_the_live_cluster),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
