@@ -139,9 +139,10 @@ static void fx_open(struct fx *x)
 	}
 	fx_identity(&x->stranger, 9);
 	struct member_core *c = x->cores[0];
-	for (unsigned i = 1; i < FX_NODES; i++)
-		CHECK(member_core_add_alive(c, member_core_self_gid(x->cores[i]), 1,
-					    FX_NOW_MS) == 0);
+	for (unsigned i = 1; i < FX_NODES; i++) {
+		uint32_t gid = member_core_self_gid(x->cores[i]);
+		CHECK(member_core_add_alive(c, &gid, 1, 1, FX_NOW_MS) == 0);
+	}
 	struct wire_msg m[2];
 	fx_msg(&m[0], WIRE_SUSPECT, 1, x->ids[2].id, x->ids[1].id);
 	fx_msg(&m[1], WIRE_DEAD, 1, x->ids[3].id, x->ids[1].id);
