@@ -791,6 +791,25 @@ static void set_state(struct member_core *c, struct member *m, uint8_t state, ui
 	since_set(m, now);
 }
 
+/* Fills gid's entry and puts it at a random place of the probe order; the
+ * caller has made room and keeps the counters. */
+static struct member *member_place(struct member_core *c, uint32_t gid,
+				   uint32_t incarnation, uint8_t state, uint64_t now)
+{
+	struct member *m = &c->tab[gid];
+	m->incarnation = incarnation;
+	m->bc_slot = NONE16;
+	m->susp = NONE16;
+	m->state = state;
+	since_set(m, now);
+	size_t at = c->count++;
+	c->order[at] = (uint16_t)gid;
+	size_t r = (size_t)rng_below(&c->rng, c->count);
+	c->order[at] = c->order[r];
+	c->order[r] = (uint16_t)gid;
+	return m;
+}
+
 /* Adds a member at a random position of the probe order (as memberlist
  * does, so a new member is probed soon but not predictably). */
 static struct member *member_add(struct member_core *c, uint32_t gid,
@@ -816,20 +835,9 @@ static struct member *member_add(struct member_core *c, uint32_t gid,
 		if (order_reserve(c, want) != 0)
 			return NULL;
 	}
-	struct member *m = &c->tab[gid];
-	m->incarnation = incarnation;
-	m->bc_slot = NONE16;
-	m->susp = NONE16;
-	m->state = state;
-	since_set(m, now);
 	count_state(c, ST_NONE, state);
 	c->est_nodes++;
-	size_t at = c->count++;
-	c->order[at] = (uint16_t)gid;
-	size_t r = (size_t)rng_below(&c->rng, c->count);
-	c->order[at] = c->order[r];
-	c->order[r] = (uint16_t)gid;
-	return m;
+	return member_place(c, gid, incarnation, state, now);
 }
 
 static void shuffle_members(struct member_core *c)
@@ -2857,21 +2865,10 @@ int member_core_add_alive(struct member_core *c, const uint32_t *gids, size_t n,
 		c->tab[gids[i]].state = ST_NONE;
 	if (err)
 		return err;
-	/* member_add's steps, without its checks and growth, in the same order
-	 * (the same draws: a bulk add leaves the core as one add per gid). */
-	for (size_t i = 0; i < n; i++) {
-		uint32_t g = gids[i];
-		struct member *m = &c->tab[g];
-		m->incarnation = incarnation;
-		m->bc_slot = NONE16;
-		m->susp = NONE16;
-		m->state = MEMBER_ALIVE;
-		since_set(m, now_ms);
-		size_t at = c->count++;
-		size_t r = (size_t)rng_below(&c->rng, c->count);
-		c->order[at] = c->order[r];
-		c->order[r] = (uint16_t)g;
-	}
+	/* As member_add, without its checks and growth (the same draws: a bulk
+	 * add leaves the core as one add per gid). */
+	for (size_t i = 0; i < n; i++)
+		member_place(c, gids[i], incarnation, MEMBER_ALIVE, now_ms);
 	c->live_count += n;
 	c->est_nodes += n;
 	return 0;
