@@ -1,7 +1,45 @@
 """agentlib — what the Python integration tests share: real `shoal agent`
 processes on 127.0.0.1, each with a data dir under one temp dir, driven
 through their control sockets. Only PIDs started here are ever signalled."""
-import json, os, signal, socket, subprocess, sys, tempfile, time
+import json, os, random, signal, socket, subprocess, sys, tempfile, time
+
+
+def free_ports(n):
+    """n ports free for both UDP and TCP on 127.0.0.1, below the kernel's
+    ephemeral range: agents are restarted on their port, and an outgoing
+    connection of another agent (push-pull, sync, blob) may take a free
+    port of the ephemeral range meanwhile ("Address already in use")."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            eph_lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        eph_lo = 32768
+    lo = max(1024, eph_lo - 12000)
+    if eph_lo - lo < 4 * n:
+        raise RuntimeError(f"ephemeral range starts at {eph_lo}: no room below it")
+    rnd = random.Random(os.getpid() ^ time.monotonic_ns())
+    held, out = [], []
+    for _ in range(200 * n + 1000):
+        if len(out) == n:
+            break
+        p = rnd.randrange(lo, eph_lo)
+        if p in out:
+            continue
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            u.bind(("127.0.0.1", p))
+            t.bind(("127.0.0.1", p))
+        except OSError:
+            u.close(); t.close()
+            continue
+        held += [u, t]
+        out.append(p)
+    for s in held:
+        s.close()
+    if len(out) < n:
+        raise RuntimeError(f"found {len(out)} of {n} free ports below {eph_lo}")
+    return out
 
 
 class Lab:
@@ -35,21 +73,7 @@ class Lab:
 
     def assign_ports(self, names):
         """A port free for both UDP and TCP on 127.0.0.1 for each name."""
-        held, out = [], []
-        while len(out) < len(names):
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            u.bind(("127.0.0.1", 0))
-            p = u.getsockname()[1]
-            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                t.bind(("127.0.0.1", p))
-            except OSError:
-                u.close(); t.close(); continue
-            held += [u, t]
-            out.append(p)
-        for s in held:
-            s.close()
-        self.ports.update(zip(names, out))
+        self.ports.update(zip(names, free_ports(len(names))))
 
     def ask(self, name, req, timeout=5.0):
         """One control-socket request; the reply, or None."""

@@ -105,20 +105,9 @@ def view(name):
         return None
 
 def ports(n):
-    held, out = [], []
-    while len(out) < n:
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        p = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", p))
-        except OSError:
-            u.close(); t.close()
-            continue
-        held += [u, t]
-        out.append(p)
-    print(" ".join(map(str, out)))
+    sys.path.insert(0, os.environ["MESH_LIB"])
+    from agentlib import free_ports
+    print(" ".join(map(str, free_ports(n))))
 
 def converge(observers, want, timeout):
     t0 = time.monotonic()
@@ -253,6 +242,7 @@ def main(argv):
 sys.exit(main(sys.argv))
 EOF
 export MESH_WORK=$work
+export MESH_LIB="$(cd "$(dirname "$0")" && pwd)"  # agentlib.free_ports
 mesh() { python3 "$py" "$@"; }
 now() { date +%s.%N; }
 
