@@ -1808,10 +1808,18 @@ static void on_dead(struct member_core *c, uint32_t gid, uint32_t inc,
 
 /* --- probing ----------------------------------------------------------------- */
 
-/* Picks up to k distinct random live members other than self and `exclude`;
- * bounded at 3 * count tries (as memberlist's kRandomNodes). */
+/* Whom random_members may pick, as memberlist's callers of kRandomNodes
+ * filter: gossip goes to alive and suspect members and to those dead for
+ * less than gossip_to_the_dead_ms; indirect probes and push-pulls only to
+ * alive ones (a suspect, likely down, would waste a relay and its missing
+ * NACK would count against our health). */
+enum pick { PICK_ALIVE, PICK_GOSSIP };
+
+/* Picks up to k distinct random members other than self and `exclude`, of
+ * those `pick` allows; bounded at 3 * count tries (as memberlist's
+ * kRandomNodes). */
 static unsigned random_members(struct member_core *c, unsigned k, uint32_t exclude,
-			       bool with_recent_dead, uint64_t now, uint32_t *out)
+			       enum pick pick, uint64_t now, uint32_t *out)
 {
 	/* The first few draws are made up front (keeping the generator's
 	 * state after each), so that their probe-order slots and then their
@@ -1848,10 +1856,11 @@ static unsigned random_members(struct member_core *c, unsigned k, uint32_t exclu
 		if (gid == c->self_gid || gid == exclude)
 			continue;
 		const struct member *m = &c->tab[gid];
-		bool ok = m->state == MEMBER_ALIVE || m->state == MEMBER_SUSPECT;
-		if (!ok && with_recent_dead && m->state == MEMBER_DEAD &&
-		    now - since_get(m) <= c->cfg.gossip_to_the_dead_ms)
-			ok = true;
+		bool ok = m->state == MEMBER_ALIVE;
+		if (!ok && pick == PICK_GOSSIP)
+			ok = m->state == MEMBER_SUSPECT ||
+			     (m->state == MEMBER_DEAD &&
+			      now - since_get(m) <= c->cfg.gossip_to_the_dead_ms);
 		if (!ok)
 			continue;
 		bool dup = false;
@@ -1920,7 +1929,7 @@ static void probe_indirect(struct member_core *c, uint64_t now)
 	c->stage = PROBE_INDIRECT;
 	uint32_t peers[16];
 	unsigned k = c->cfg.indirect_checks < 16 ? c->cfg.indirect_checks : 16;
-	unsigned got = random_members(c, k, c->probe_gid, false, now, peers);
+	unsigned got = random_members(c, k, c->probe_gid, PICK_ALIVE, now, peers);
 	struct wire_msg m;
 	memset(&m, 0, sizeof(m));
 	m.type = WIRE_PING_REQ;
@@ -2029,7 +2038,7 @@ static void gossip(struct member_core *c, uint64_t now)
 		return;
 	uint32_t peers[16];
 	unsigned k = c->cfg.gossip_nodes < 16 ? c->cfg.gossip_nodes : 16;
-	unsigned got = random_members(c, k, NONE32, true, now, peers);
+	unsigned got = random_members(c, k, NONE32, PICK_GOSSIP, now, peers);
 	for (unsigned i = 0; i < got; i++)
 		__builtin_prefetch(addr_of(c, peers[i]));
 	for (unsigned i = 0; i < got && c->bc_count; i++)
@@ -2055,7 +2064,7 @@ static void pushpull(struct member_core *c, uint64_t now)
 	if (c->leaving)
 		return;
 	uint32_t peer;
-	if (random_members(c, 1, NONE32, false, now, &peer) != 1)
+	if (random_members(c, 1, NONE32, PICK_ALIVE, now, &peer) != 1)
 		return;
 	struct out_item *o = out_push(c, MEMBER_OUT_PUSHPULL);
 	if (!o)

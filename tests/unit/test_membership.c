@@ -1258,6 +1258,62 @@ static bool next_packet_carries_alive(struct net *net, size_t i, size_t to, size
 	return false;
 }
 
+/* memberlist asks only members it holds alive to probe indirectly (a
+ * suspect is likely down: it would waste one of the relays, and its
+ * missing NACK would count against the prober's health). Node 0 holds 5, 6
+ * and 7 suspect and hears nothing more, so every probe fails and goes
+ * indirect: every PING_REQ must go to a member it holds alive. */
+static void indirect_probes_go_to_alive_members(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 8, &cfg);
+	net_join_all(&net);
+	net_run(&net, net.now + 10000); /* queues drain */
+	struct wire_msg m;
+	for (size_t v = 5; v < 8; v++) {
+		memset(&m, 0, sizeof(m));
+		m.type = WIRE_SUSPECT;
+		m.incarnation = inc_of(&net, 0, v);
+		memcpy(m.id, net.ids[v].id, 32);
+		memcpy(m.from_id, net.ids[1].id, 32);
+		deliver_one(&net, 0, 1, &m);
+		assert_int_equal(state_of(&net, 0, v), MEMBER_SUSPECT);
+	}
+	struct member_core *c = net.cores[0];
+	unsigned reqs = 0, with_suspects = 0;
+	for (int k = 0; k < 400; k++) {
+		struct member_out o;
+		while (member_core_poll(c, &o)) {
+			if (o.kind != MEMBER_OUT_PACKET)
+				continue;
+			int to = node_by_addr(&net, &o.to);
+			assert_true(to >= 0);
+			struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
+			size_t n = 0;
+			assert_int_equal(wire_decode_payload(o.data, o.len, msgs, &n), 0);
+			for (size_t i = 0; i < n; i++) {
+				if (msgs[i].type != WIRE_PING_REQ)
+					continue;
+				reqs++;
+				assert_int_equal(state_of(&net, 0, (size_t)to), MEMBER_ALIVE);
+			}
+		}
+		for (size_t v = 5; v < 8; v++)
+			with_suspects += state_of(&net, 0, v) == MEMBER_SUSPECT;
+		if (reqs >= 6)
+			break;
+		uint64_t d = member_core_next_deadline(c);
+		if (d > net.now)
+			net.now = d;
+		member_core_tick(c, net.now);
+	}
+	assert_true(reqs >= 6);
+	assert_true(with_suspects > 0);
+	net_free(&net);
+}
+
 static void own_refutation_leads_the_packet(void **state)
 {
 	(void)state;
@@ -1371,6 +1427,7 @@ int main(void)
 		cmocka_unit_test(stale_accuser_is_answered_directly),
 		cmocka_unit_test(add_alive_in_bulk),
 		cmocka_unit_test(suspicion_timeout_follows_the_live_cluster),
+		cmocka_unit_test(indirect_probes_go_to_alive_members),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
