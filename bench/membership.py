@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import struct
 import subprocess
@@ -424,6 +425,19 @@ class Cluster:
         self.killed = set()
         self.joins = int(env("BENCH_JOINS", "3"))
 
+    def wait_listening(self, port, timeout):
+        t0 = now()
+        while now() - t0 < timeout:
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                c.connect(("127.0.0.1", port))
+                return
+            except OSError:
+                time.sleep(0.02)
+            finally:
+                c.close()
+        raise RuntimeError("nothing listens on 127.0.0.1:%d after %.0f s" % (port, timeout))
+
     def logpath(self, i):
         return os.path.join(self.work, "%s.log" % self.s.node(i))
 
@@ -523,6 +537,10 @@ class Cluster:
         r["prepare_s"] = round(now() - t0, 2)
         for i in range(n - njoins):
             self.start(i, [] if i == 0 else [0])
+            if i == 0:
+                # The others join through it: wait until it listens (a
+                # serf agent exits if its join is refused).
+                self.wait_listening(s.port(0), 10)
             time.sleep(0.05)
         self.check_running()
         r["converge_initial_s"] = round(self.wait_converged(list(range(n - njoins)), 120), 2)
