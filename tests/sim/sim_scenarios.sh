@@ -39,9 +39,11 @@ run() {
 
 run join --scenario join --seed 101
 run crash --scenario crash --seed 202 --warm
-# (seed 304: at 10% loss about 1 run in 30 has one isolated false death,
-# seed 303 among them; see docs/simulator.md)
-run loss --scenario loss --seed 304 --loss 0.1
+# (seed 305: at 10% loss about 1 run in 30 has one isolated false death;
+# seed 303 is one at 1,000 nodes, and since ef5128f changed which members
+# relay probes, seed 304 at 200 nodes (this script's size under the
+# sanitizers); see docs/simulator.md)
+run loss --scenario loss --seed 305 --loss 0.1
 run partition --scenario partition --seed 404 --warm --seconds 110
 run churn --scenario churn --seed 505 --warm
 
