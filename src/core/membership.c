@@ -2848,22 +2848,22 @@ int member_core_add_alive(struct member_core *c, const uint32_t *gids, size_t n,
 {
 	if (n > SHOAL_MEMBERS_MAX - c->count)
 		return SHOAL_EFULL;
-	/* Every gid checked (and marked, which finds a repeat) before any is
-	 * added, so an error adds none. */
+	/* Every gid checked (in the directory, then marked, which finds a
+	 * repeat) before any is added, so an error adds none; the table grows
+	 * only to gids the directory holds. */
 	uint32_t top = 0;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (gids[i] == c->self_gid || !member_dir_get(c->dir, gids[i]))
+			return SHOAL_EINVAL;
 		if (gids[i] > top)
 			top = gids[i];
+	}
 	if (n && (tab_reserve(c, (size_t)top + 1) != 0 || order_reserve(c, c->count + n) != 0))
 		return SHOAL_ENOMEM;
 	int err = 0;
 	size_t marked = 0;
 	for (; marked < n; marked++) {
 		uint32_t g = gids[marked];
-		if (g == c->self_gid || !member_dir_get(c->dir, g)) {
-			err = SHOAL_EINVAL;
-			break;
-		}
 		if (c->tab[g].state != ST_NONE) {
 			err = SHOAL_EEXIST;
 			break;
