@@ -1216,6 +1216,7 @@ int sim_node_crash(struct sim *s, uint32_t idx)
 	s->m.suspects_raised += st->suspects_raised;
 	s->m.refutations += st->refutations;
 	s->m.refutations_direct += st->refutations_direct;
+	s->m.stale_answers += st->stale_answers;
 	s->m.deaths_declared += st->deaths_declared;
 	s->m.outbox_dropped += st->outbox_dropped;
 	s->m.broadcasts_dropped += st->broadcasts_dropped;
@@ -1555,6 +1556,7 @@ void sim_metrics(struct sim *s, struct sim_metrics *m)
 		m->suspects_raised += st->suspects_raised;
 		m->refutations += st->refutations;
 		m->refutations_direct += st->refutations_direct;
+		m->stale_answers += st->stale_answers;
 		m->deaths_declared += st->deaths_declared;
 		m->outbox_dropped += st->outbox_dropped;
 		m->broadcasts_dropped += st->broadcasts_dropped;

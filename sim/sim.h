@@ -94,6 +94,7 @@ struct sim_metrics {
 	uint64_t pushpulls_rejected;  /* states a core refused to merge */
 	uint64_t suspects_raised, refutations, deaths_declared;
 	uint64_t refutations_direct;  /* current ALIVE sent to a stale accuser */
+	uint64_t stale_answers;       /* a third member's current ALIVE sent to its stale accuser */
 	uint64_t outbox_dropped, broadcasts_dropped;
 	uint64_t tick_overdue;        /* core asked to be ticked again at once */
 };

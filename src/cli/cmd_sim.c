@@ -214,6 +214,7 @@ static int print_json(const struct sim_opts *o, const struct sim_report *r, doub
 		{"suspects_raised", m->suspects_raised},
 		{"refutations", m->refutations},
 		{"refutations_direct", m->refutations_direct},
+		{"stale_answers", m->stale_answers},
 		{"deaths_declared", m->deaths_declared},
 		{"outbox_dropped", m->outbox_dropped},
 		{"broadcasts_dropped", m->broadcasts_dropped},

@@ -612,6 +612,11 @@ struct member_core {
 
 	uint64_t gossip_origin_ms; /* gossip ticks fall on origin + k * interval */
 
+	/* answers to stale accusations about others (answer_stale_accusations):
+	 * how many in the gossip interval that began at answers_window_ms */
+	uint64_t answers_window_ms;
+	uint32_t answers_in_window;
+
 	/* log(i) for i = 1 .. CONFIRMERS_MAX + 1, computed once: a suspicion
 	 * timeout needs log(n + 1) / log(k + 1), and at 10,000 nodes every
 	 * confirmation computed four logarithms (5% of a run's instructions). */
@@ -2289,6 +2294,60 @@ int member_core_recv_packet(struct member_core *c,
 					      now_ms);
 }
 
+/* Subjects one answer carries at most. */
+#define STALE_ANSWERS_MAX 4
+
+/* The sender accuses a third member at an incarnation older than the one
+ * we hold alive: it missed that member's refutation. Gossip will not bring
+ * the refutation again (everyone who has it has sent it its 4 x log10(n)
+ * times), so without an answer its suspicion runs out and it declares a
+ * live member dead: at 10% loss 11 of 400 simulated 200-node runs had one
+ * such isolated false death (an observer that started suspecting in the
+ * middle of the refutation's wave, then missed every copy). Answer with the current
+ * ALIVE, as the accused itself does for an accusation about it: every
+ * member the accuser gossips its suspicion to can now repair it. Only
+ * about a new life we have known for a gossip interval: while the
+ * refutation's own wave spreads, stale accusations are everywhere and
+ * gossip is about to correct their senders anyway (answering those too
+ * sent 6 times as many answers in 200-node runs at 10% loss). At most one
+ * answer per gossip interval (a few subjects in it), so answers add at most
+ * a third to the gossip packets a member sends. Seeds 1-400 at 200 nodes
+ * and 10% loss: runs with a false death 11 -> 1, packets +0.5%; at 20% loss
+ * (1,000 nodes) false deaths fall by a third for 10% more traffic.
+ * memberlist ignores stale accusations silently. */
+static void answer_stale_accusations(struct member_core *c, uint32_t to_gid,
+				     const struct shoal_addr *to, const uint32_t *gids,
+				     unsigned n, uint64_t now)
+{
+	if (c->leaving)
+		return;
+	if (now >= c->answers_window_ms + c->cfg.gossip_interval_ms) {
+		c->answers_window_ms = now;
+		c->answers_in_window = 0;
+	}
+	if (c->answers_in_window >= 1)
+		return;
+	struct wire_msg msgs[STALE_ANSWERS_MAX];
+	size_t room = c->cfg.payload_bytes_max - 2; /* version, count */
+	unsigned k = 0;
+	for (unsigned i = 0; i < n; i++) {
+		memset(&msgs[k], 0, sizeof(msgs[k]));
+		msgs[k].type = WIRE_ALIVE;
+		msgs[k].incarnation = c->tab[gids[i]].incarnation;
+		fill_node_msg(c, gids[i], &msgs[k]);
+		size_t size = wire_msg_size(&msgs[k]);
+		if (size > room)
+			break;
+		room -= size;
+		k++;
+	}
+	if (k == 0)
+		return;
+	c->answers_in_window++;
+	c->stats.stale_answers += k;
+	send_msgs(c, to, to_gid, msgs, k);
+}
+
 int member_core_recv_packet_hinted(struct member_core *c,
 				   const uint8_t from_id[SHOAL_NODE_ID_BYTES], uint32_t from_hint,
 				   const struct shoal_addr *from, const uint8_t *payload,
@@ -2357,6 +2416,8 @@ int member_core_recv_packet_hinted(struct member_core *c,
 	}
 	const uint8_t *self_id = dir_id(c->dir, c->self_gid);
 	bool stale_about_me = false;
+	uint32_t stale_gids[STALE_ANSWERS_MAX];
+	unsigned stale_count = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct wire_item *it = &items[i];
 		const struct wire_msg *m = &msgs[i]; /* ALIVE, PING_REQ only */
@@ -2402,9 +2463,14 @@ int member_core_recv_packet_hinted(struct member_core *c,
 			uint32_t inc = wire_item_u32(it);
 			/* Most accusations a node hears repeat what it knows; those
 			 * need no lookup of their sender. */
-			if (accusation_ignored(find(c, gid), it->type, inc)) {
+			const struct member *sm = find(c, gid);
+			if (accusation_ignored(sm, it->type, inc)) {
 				if (gid == c->self_gid && inc < c->incarnation)
 					stale_about_me = true;
+				else if (sm && inc < sm->incarnation && sm->state == MEMBER_ALIVE &&
+					 now_ms >= since_get(sm) + c->cfg.gossip_interval_ms &&
+					 stale_count < STALE_ANSWERS_MAX)
+					stale_gids[stale_count++] = gid;
 				c->stats.msgs_ignored++;
 				break;
 			}
@@ -2452,6 +2518,8 @@ int member_core_recv_packet_hinted(struct member_core *c,
 			send_one(c, from_gid, from, &a);
 		}
 	}
+	if (stale_count > 0)
+		answer_stale_accusations(c, from_gid, from, stale_gids, stale_count, now_ms);
 	return 0;
 }
 

@@ -161,6 +161,8 @@ struct member_stats {
 	uint64_t suspects_raised;
 	uint64_t refutations;
 	uint64_t refutations_direct;    /* current ALIVE sent to a stale accuser */
+	uint64_t stale_answers;         /* a third member's current ALIVE sent to a
+					 * stale accuser of it */
 	uint64_t deaths_declared;
 	uint64_t pushpulls_started;
 	uint64_t pushpulls_merged;

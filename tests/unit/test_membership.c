@@ -24,6 +24,7 @@ struct net {
 	bool down[NMAX];
 	int side[NMAX];   /* with `split`, nothing crosses between sides */
 	bool split;
+	bool cut[NMAX][NMAX]; /* packets from i to j are lost */
 	size_t n;
 	uint64_t now;
 	/* counts of events seen, per observer, per kind */
@@ -137,7 +138,7 @@ static void net_deliver(struct net *net, size_t i, const struct member_out *o)
 		return;
 	}
 	int to = node_by_addr(net, &o->to);
-	if (to < 0 || net->down[to] || net->down[i] ||
+	if (to < 0 || net->down[to] || net->down[i] || net->cut[i][to] ||
 	    (net->split && net->side[to] != net->side[i]))
 		return;
 	if (o->kind == MEMBER_OUT_PACKET) {
@@ -1400,6 +1401,62 @@ static void stale_accuser_is_answered_directly(void **state)
 	net_free(&net);
 }
 
+/* Node 0 suspects node 2 at incarnation i, which 2 refuted (i+1) while 0
+ * was away; every other node took the refutation long ago and nobody sends
+ * it any more (push-pull and reconnect off), and 0 cannot reach 2 itself
+ * (2 would answer an accusation about itself). The others must answer 0's
+ * stale accusation with 2's current ALIVE before 0's suspicion runs out;
+ * before, they ignored it and 0 declared a live node dead. */
+static void stale_accusation_of_another_is_answered(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	cfg.reconnect_interval_ms = 0;
+	net_init(&net, 6, &cfg);
+	net_join_all(&net);
+	net_run(&net, net.now + 10000);
+	uint32_t inc = inc_of(&net, 0, 2);
+	net.cut[0][2] = net.cut[2][0] = true;
+	/* 2 is accused while 0 is away, and refutes */
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_SUSPECT;
+	m.incarnation = inc;
+	memcpy(m.id, net.ids[2].id, 32);
+	memcpy(m.from_id, net.ids[1].id, 32);
+	net.down[0] = true;
+	deliver_one(&net, 2, 1, &m);
+	net_run(&net, net.now + 5000);
+	for (size_t i = 1; i < 6; i++) {
+		assert_int_equal(state_of(&net, i, 2), MEMBER_ALIVE);
+		assert_int_equal(inc_of(&net, i, 2), inc + 1);
+	}
+	/* 0 is back and hears the stale accusation */
+	net.down[0] = false;
+	deliver_one(&net, 0, 1, &m);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_SUSPECT);
+	net_run(&net, net.now + 60000); /* the longest suspicion is ~19 s */
+	assert_int_equal(net.events[0][MEMBER_EV_DEAD], 0);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_ALIVE);
+	assert_int_equal(inc_of(&net, 0, 2), inc + 1);
+	uint64_t answers = 0;
+	for (size_t i = 1; i < 6; i++)
+		answers += member_core_stats(net.cores[i])->stale_answers;
+	assert_true(answers >= 1);
+
+	/* Bounded: a flood of stale accusations from 0 at one instant gets
+	 * one answer from 1 per gossip interval. */
+	uint64_t before = member_core_stats(net.cores[1])->stale_answers;
+	for (int k = 0; k < 20; k++)
+		deliver_one(&net, 1, 0, &m);
+	assert_int_equal(member_core_stats(net.cores[1])->stale_answers - before, 1);
+	net.now += cfg.gossip_interval_ms; /* the next interval: one more */
+	deliver_one(&net, 1, 0, &m);
+	assert_int_equal(member_core_stats(net.cores[1])->stale_answers - before, 2);
+	net_free(&net);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1418,6 +1475,7 @@ int main(void)
 		cmocka_unit_test(graceful_leave_marks_left),
 		cmocka_unit_test(restarted_node_rejoins_with_higher_incarnation),
 		cmocka_unit_test(stopped_node_learns_it_is_dead_and_refutes),
+		cmocka_unit_test(stale_accusation_of_another_is_answered),
 		cmocka_unit_test(malformed_packet_changes_nothing),
 		cmocka_unit_test(ping_for_someone_else_is_ignored),
 		cmocka_unit_test(indirect_probe_saves_a_node_with_a_bad_link),

@@ -400,14 +400,13 @@ static void scale_crash_detected_everywhere(void **state)
 static void scale_loss_10_declares_nobody_dead(void **state)
 {
 	(void)state;
-	/* Not a guarantee of the protocol: at 10% loss one observer now and
-	 * then misses every copy of a refutation and lets its suspicion time
-	 * out (one isolated false death, repaired within seconds). Measured at
-	 * 1,000 nodes x 65 s: 2 runs of seeds 1-60 (and seed 303, this test's
-	 * seed until then); 1 of 60 before the refutation changes, and
-	 * memberlist's gossip has the same tail. See docs/simulator.md. The
-	 * seed is fixed, so this stays a regression test: more false deaths
-	 * would show here. */
+	/* At 10% loss an observer now and then starts suspecting in the
+	 * middle of a refutation's wave and loses every copy of it; before
+	 * members answered stale accusations about others, its suspicion
+	 * timed out (one isolated false death: 3 runs of seeds 1-60 at 1,000
+	 * nodes x 65 s; memberlist's gossip has the same tail). Now none in
+	 * 60; tests/sim/sim_scenarios.sh replays three of those seeds. See
+	 * docs/simulator.md. */
 	struct sim_params p;
 	params(&p, SIM_SCENARIO_LOSS, SCALE_NODES, 304);
 	p.loss = 0.1;
