@@ -275,6 +275,19 @@ static uint32_t inc_of(struct net *net, size_t observer, size_t subject)
 	return info.incarnation;
 }
 
+/* A SUSPECT or DEAD about node `subject` at incarnation inc, by node `by`. */
+static struct wire_msg accusation(const struct net *net, uint8_t type, uint32_t inc,
+				  size_t subject, size_t by)
+{
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	m.incarnation = inc;
+	memcpy(m.id, net->ids[subject].id, SHOAL_NODE_ID_BYTES);
+	memcpy(m.from_id, net->ids[by].id, SHOAL_NODE_ID_BYTES);
+	return m;
+}
+
 /* Everyone joins through node 0. */
 static void net_join_all(struct net *net)
 {
@@ -770,12 +783,7 @@ static void suspicion_timeout_follows_lifeguard(void **state)
 	double max = 6.0 * min;
 	/* node 1 receives a suspect about node 5 from node 2 only */
 	uint8_t buf[256];
-	struct wire_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_SUSPECT;
-	m.incarnation = inc_of(&net, 1, 5);
-	memcpy(m.id, net.ids[5].id, 32);
-	memcpy(m.from_id, net.ids[2].id, 32);
+	struct wire_msg m = accusation(&net, WIRE_SUSPECT, inc_of(&net, 1, 5), 5, 2);
 	struct wr w = wr_init(buf, sizeof(buf));
 	wr_u8(&w, WIRE_VERSION);
 	wr_u8(&w, 1);
@@ -904,12 +912,7 @@ static void incarnation_rules_and_refutation(void **state)
 	uint32_t inc4 = inc_of(&net, 1, 4);
 
 	/* a stale suspect (lower incarnation) is ignored */
-	struct wire_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_SUSPECT;
-	m.incarnation = inc4 - 1;
-	memcpy(m.id, net.ids[4].id, 32);
-	memcpy(m.from_id, net.ids[2].id, 32);
+	struct wire_msg m = accusation(&net, WIRE_SUSPECT, inc4 - 1, 4, 2);
 	deliver_one(&net, 1, 2, &m);
 	assert_int_equal(state_of(&net, 1, 4), MEMBER_ALIVE);
 
@@ -928,11 +931,7 @@ static void incarnation_rules_and_refutation(void **state)
 
 	/* an old alive does not override a newer state */
 	uint32_t now4 = inc_of(&net, 1, 4);
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_DEAD;
-	m.incarnation = now4;
-	memcpy(m.id, net.ids[4].id, 32);
-	memcpy(m.from_id, net.ids[2].id, 32);
+	m = accusation(&net, WIRE_DEAD, now4, 4, 2);
 	net.down[4] = true; /* so it cannot refute yet */
 	deliver_one(&net, 1, 2, &m);
 	assert_int_equal(state_of(&net, 1, 4), MEMBER_DEAD);
@@ -958,12 +957,7 @@ static void dead_about_self_is_refuted_and_costs_health(void **state)
 	net_init(&net, 3, &cfg);
 	net_join_all(&net);
 	uint32_t before = member_core_incarnation(net.cores[0]);
-	struct wire_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_DEAD;
-	m.incarnation = before + 5;
-	memcpy(m.id, net.ids[0].id, 32);
-	memcpy(m.from_id, net.ids[1].id, 32);
+	struct wire_msg m = accusation(&net, WIRE_DEAD, before + 5, 0, 1);
 	deliver_one(&net, 0, 1, &m);
 	assert_int_equal(member_core_incarnation(net.cores[0]), before + 6);
 	assert_int_equal(member_core_health(net.cores[0]), 1);
@@ -1049,12 +1043,7 @@ static void malformed_packet_changes_nothing(void **state)
 	/* a valid DEAD about node 2 followed by garbage: the whole packet is
 	 * refused, so node 2 stays alive */
 	uint8_t buf[256];
-	struct wire_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_DEAD;
-	m.incarnation = 100;
-	memcpy(m.id, net.ids[2].id, 32);
-	memcpy(m.from_id, net.ids[1].id, 32);
+	struct wire_msg m = accusation(&net, WIRE_DEAD, 100, 2, 1);
 	struct wr w = wr_init(buf, sizeof(buf));
 	wr_u8(&w, WIRE_VERSION);
 	wr_u8(&w, 2);
@@ -1274,11 +1263,7 @@ static void indirect_probes_go_to_alive_members(void **state)
 	net_run(&net, net.now + 10000); /* queues drain */
 	struct wire_msg m;
 	for (size_t v = 5; v < 8; v++) {
-		memset(&m, 0, sizeof(m));
-		m.type = WIRE_SUSPECT;
-		m.incarnation = inc_of(&net, 0, v);
-		memcpy(m.id, net.ids[v].id, 32);
-		memcpy(m.from_id, net.ids[1].id, 32);
+		m = accusation(&net, WIRE_SUSPECT, inc_of(&net, 0, v), v, 1);
 		deliver_one(&net, 0, 1, &m);
 		assert_int_equal(state_of(&net, 0, v), MEMBER_SUSPECT);
 	}
@@ -1328,12 +1313,7 @@ static void own_refutation_leads_the_packet(void **state)
 	net_join_all(&net);
 	net_run(&net, net.now + 10000); /* queues drain */
 	uint32_t inc = member_core_incarnation(net.cores[0]);
-	struct wire_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_SUSPECT;
-	m.incarnation = inc;
-	memcpy(m.id, net.ids[0].id, 32);
-	memcpy(m.from_id, net.ids[1].id, 32);
+	struct wire_msg m = accusation(&net, WIRE_SUSPECT, inc, 0, 1);
 	deliver_one(&net, 0, 1, &m);
 	assert_int_equal(member_core_incarnation(net.cores[0]), inc + 1);
 	for (size_t k = 0; k < 40; k++) {
@@ -1358,6 +1338,19 @@ static void own_refutation_leads_the_packet(void **state)
 	net_free(&net);
 }
 
+/* n nodes joined and settled (queues drained), with push-pull (off in
+ * cfg_default) and reconnect off: only gossip and direct answers can
+ * repair a stale view. Returns the configuration. */
+static struct member_config net_start_without_repair(struct net *net, size_t n)
+{
+	struct member_config cfg = cfg_default();
+	cfg.reconnect_interval_ms = 0;
+	net_init(net, n, &cfg);
+	net_join_all(net);
+	net_run(net, net->now + 10000);
+	return cfg;
+}
+
 static void stale_accuser_is_answered_directly(void **state)
 {
 	(void)state;
@@ -1368,18 +1361,9 @@ static void stale_accuser_is_answered_directly(void **state)
 	 * which revives it at 0. Before, 2 ignored the stale accusation and 0
 	 * held it dead until some push-pull. */
 	struct net net;
-	struct member_config cfg = cfg_default();
-	cfg.reconnect_interval_ms = 0;
-	net_init(&net, 3, &cfg);
-	net_join_all(&net);
-	net_run(&net, net.now + 10000);
+	net_start_without_repair(&net, 3);
 	uint32_t inc = inc_of(&net, 0, 2);
-	struct wire_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_DEAD;
-	m.incarnation = inc;
-	memcpy(m.id, net.ids[2].id, 32);
-	memcpy(m.from_id, net.ids[1].id, 32);
+	struct wire_msg m = accusation(&net, WIRE_DEAD, inc, 2, 1);
 	net.down[2] = true;
 	deliver_one(&net, 0, 1, &m);
 	assert_int_equal(state_of(&net, 0, 2), MEMBER_DEAD);
@@ -1411,20 +1395,11 @@ static void stale_accusation_of_another_is_answered(void **state)
 {
 	(void)state;
 	struct net net;
-	struct member_config cfg = cfg_default();
-	cfg.reconnect_interval_ms = 0;
-	net_init(&net, 6, &cfg);
-	net_join_all(&net);
-	net_run(&net, net.now + 10000);
+	struct member_config cfg = net_start_without_repair(&net, 6);
 	uint32_t inc = inc_of(&net, 0, 2);
 	net.cut[0][2] = net.cut[2][0] = true;
 	/* 2 is accused while 0 is away, and refutes */
-	struct wire_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_SUSPECT;
-	m.incarnation = inc;
-	memcpy(m.id, net.ids[2].id, 32);
-	memcpy(m.from_id, net.ids[1].id, 32);
+	struct wire_msg m = accusation(&net, WIRE_SUSPECT, inc, 2, 1);
 	net.down[0] = true;
 	deliver_one(&net, 2, 1, &m);
 	net_run(&net, net.now + 5000);
