@@ -1187,6 +1187,21 @@ int sim_warm_start(struct sim *s)
 	return 0;
 }
 
+/* Adds a core's traffic and protocol counters to the run's totals (a
+ * crashed core's when it is dropped, the live ones' at report time). */
+static void add_core_counters(struct sim_metrics *m, const struct member_stats *st)
+{
+	m->packets_sent += st->packets_sent;
+	m->packet_bytes_sent += st->packet_bytes_sent;
+	m->suspects_raised += st->suspects_raised;
+	m->refutations += st->refutations;
+	m->refutations_direct += st->refutations_direct;
+	m->stale_answers += st->stale_answers;
+	m->deaths_declared += st->deaths_declared;
+	m->outbox_dropped += st->outbox_dropped;
+	m->broadcasts_dropped += st->broadcasts_dropped;
+}
+
 int sim_node_crash(struct sim *s, uint32_t idx)
 {
 	assert(idx < s->n);
@@ -1210,16 +1225,7 @@ int sim_node_crash(struct sim *s, uint32_t idx)
 	s->m.crashes++;
 
 	/* Keep its traffic in the totals, then drop the core. */
-	const struct member_stats *st = member_core_stats(nd->core);
-	s->m.packets_sent += st->packets_sent;
-	s->m.packet_bytes_sent += st->packet_bytes_sent;
-	s->m.suspects_raised += st->suspects_raised;
-	s->m.refutations += st->refutations;
-	s->m.refutations_direct += st->refutations_direct;
-	s->m.stale_answers += st->stale_answers;
-	s->m.deaths_declared += st->deaths_declared;
-	s->m.outbox_dropped += st->outbox_dropped;
-	s->m.broadcasts_dropped += st->broadcasts_dropped;
+	add_core_counters(&s->m, member_core_stats(nd->core));
 	nd->last_inc = member_core_incarnation(nd->core);
 	member_core_free(nd->core);
 	nd->core = NULL;
@@ -1550,15 +1556,6 @@ void sim_metrics(struct sim *s, struct sim_metrics *m)
 	for (uint32_t i = 0; i < s->n; i++) {
 		if (!s->nodes[i].up)
 			continue;
-		const struct member_stats *st = member_core_stats(s->nodes[i].core);
-		m->packets_sent += st->packets_sent;
-		m->packet_bytes_sent += st->packet_bytes_sent;
-		m->suspects_raised += st->suspects_raised;
-		m->refutations += st->refutations;
-		m->refutations_direct += st->refutations_direct;
-		m->stale_answers += st->stale_answers;
-		m->deaths_declared += st->deaths_declared;
-		m->outbox_dropped += st->outbox_dropped;
-		m->broadcasts_dropped += st->broadcasts_dropped;
+		add_core_counters(m, member_core_stats(s->nodes[i].core));
 	}
 }
