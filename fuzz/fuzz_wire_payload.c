@@ -14,7 +14,11 @@
  *     shared identity directory, the stats (but packets_malformed), and no
  *     output was queued;
  *   - after an accepted payload every packet the core emits decodes and fits
- *     the configured payload bound, and every event names a known member.
+ *     the configured payload bound, and every event names a known member;
+ *   - the same for a simulator's core (member_config.sim_gids), which also
+ *     reads the simulator's form (WIRE_VERSION_SIM, accusations by gid):
+ *     it fails exactly when wire_scan_payload_sim does, and what it emits
+ *     reads as that form.
  *
  * The core under test is fresh for every input (so a run is deterministic):
  * node 0 of four nodes sharing one member_dir, all with fixed ids and rng
@@ -47,6 +51,7 @@
 #define FX_SNAP_MAX 8       /* members / identities a snapshot holds */
 
 struct fx {
+	bool sim;           /* the cores are the simulator's (sim_gids) */
 	struct member_dir *dir;
 	struct member_core *cores[FX_NODES];
 	struct member_identity ids[FX_NODES];
@@ -107,10 +112,17 @@ static void fx_drain(struct fx *x)
 		struct member_info info;
 		size_t n;
 		switch (o.kind) {
-		case MEMBER_OUT_PACKET:
+		case MEMBER_OUT_PACKET: {
 			CHECK(o.len <= SHOAL_UDP_PAYLOAD_BYTES_MAX);
-			CHECK(wire_decode_payload(o.data, o.len, msgs, &n) == 0);
+			static struct wire_item items[SHOAL_MSGS_PER_PACKET_MAX];
+			bool sim = false;
+			if (x->sim)
+				CHECK(wire_scan_payload_sim(o.data, o.len, true, items, msgs, &n,
+							    &sim) == 0 && sim);
+			else
+				CHECK(wire_decode_payload(o.data, o.len, msgs, &n) == 0);
 			break;
+		}
 		case MEMBER_OUT_EVENT:
 			CHECK(member_dir_get(x->dir, o.ev.gid) != NULL);
 			CHECK(member_core_lookup(c, o.ev.gid, &info) == 0);
@@ -123,12 +135,15 @@ static void fx_drain(struct fx *x)
 	}
 }
 
-/* Builds the fixture: node 0 knows 1 alive, 2 suspect and 3 dead. */
-static void fx_open(struct fx *x)
+/* Builds the fixture: node 0 knows 1 alive, 2 suspect and 3 dead; sim:
+ * the simulator's cores. */
+static void fx_open_as(struct fx *x, bool sim)
 {
 	struct member_config cfg;
 	member_config_default(&cfg);
+	cfg.sim_gids = sim;
 	memset(x, 0, sizeof(*x));
+	x->sim = sim;
 	x->dir = member_dir_new();
 	CHECK(x->dir != NULL);
 	for (unsigned i = 0; i < FX_NODES; i++) {
@@ -160,6 +175,8 @@ static void fx_open(struct fx *x)
 		CHECK(info.state == want[i]);
 	}
 }
+
+static void fx_open(struct fx *x) { fx_open_as(x, false); }
 
 static void fx_close(struct fx *x)
 {
@@ -454,6 +471,25 @@ static void write_corpus(const char *root)
 		}
 		CHECK(written > 0);
 	}
+	{
+		/* the simulator's form: a DEAD and a SUSPECT by gid, then an ACK */
+		uint8_t buf[64];
+		struct wr w = wr_init(buf, sizeof(buf));
+		wr_u8(&w, WIRE_VERSION_SIM);
+		wr_u8(&w, 3);
+		uint16_t g1 = (uint16_t)member_dir_find(x.dir, p1);
+		uint16_t g2 = (uint16_t)member_dir_find(x.dir, p2);
+		uint16_t g3 = (uint16_t)member_dir_find(x.dir, p3);
+		wire_put_sim_accusation(&w, WIRE_DEAD, 2, g2, g1);
+		wire_put_sim_accusation(&w, WIRE_SUSPECT, 1, g3, g1);
+		fx_msg(&m[0], WIRE_ACK, 0, self, NULL);
+		m[0].seq = 1;
+		wire_put_msg(&w, &m[0]);
+		CHECK(wr_ok(&w));
+		fx_write_file(dir, "sim-form-compound", buf, w.len);
+		buf[1] = 1;
+		fx_write_file(dir, "sim-form-dead", buf, 2 + WIRE_SIM_ACCUSATION_BYTES);
+	}
 	fx_close(&x);
 }
 
@@ -490,6 +526,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fx_snapshot(&x, &before);
 	int rc = member_core_recv_packet(x.cores[0], from->id, &from->addr, data,
 					 size, FX_NOW_MS + 1);
+	CHECK(rc == err);
+	if (rc != 0)
+		fx_check_unchanged(&x, &before);
+	else
+		fx_drain(&x);
+	fx_close(&x);
+
+	static struct wire_item items[SHOAL_MSGS_PER_PACKET_MAX];
+	bool sim = false;
+	err = wire_scan_payload_sim(data, size, true, items, first, &n, &sim);
+	CHECK(err <= 0);
+	fx_open_as(&x, true);
+	fx_snapshot(&x, &before);
+	rc = member_core_recv_packet(x.cores[0], from->id, &from->addr, data, size,
+				     FX_NOW_MS + 1);
 	CHECK(rc == err);
 	if (rc != 0)
 		fx_check_unchanged(&x, &before);

@@ -347,6 +347,7 @@ int sim_scenario_run(const struct sim_params *p, struct sim_report *r)
 	cfg.detect_grace_ms = sim_detect_grace_ms(&cfg.member, p->nodes);
 	cfg.trace = p->trace;
 	cfg.encode_states = p->encode_states;
+	cfg.wire_ids = p->wire_ids;
 	r->detect_grace_ms = cfg.detect_grace_ms;
 	r->effective_loss = loss;
 	r->effective_dup = dup;

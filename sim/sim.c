@@ -1354,6 +1354,8 @@ struct sim *sim_new(const struct sim_config *cfg)
 	if (!s)
 		return NULL;
 	s->cfg = *cfg;
+	/* Every core shares the directory: packets may name gids. */
+	s->cfg.member.sim_gids = !cfg->wire_ids;
 	s->n = cfg->nodes;
 	rng_seed(&s->rng, cfg->seed);
 	s->trace_hash = 0xcbf29ce484222325ull;

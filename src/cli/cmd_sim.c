@@ -81,6 +81,8 @@ static void print_replay(FILE *f, const struct sim_opts *o)
 		fprintf(f, " --churn-fraction %g", p->churn_fraction);
 	if (p->warm)
 		fprintf(f, " --warm");
+	if (p->wire_ids)
+		fprintf(f, " --wire-ids");
 	fprintf(f, " --check\n");
 }
 
@@ -352,6 +354,10 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
 			p->warm = true;
 			continue;
 		}
+		if (strcmp(a, "--wire-ids") == 0) {
+			p->wire_ids = true;
+			continue;
+		}
 		if (!v)
 			return cli_usage(&cmd_sim, "unknown option or missing value: %s", a);
 		i++;
@@ -496,7 +502,7 @@ const struct cli_command cmd_sim = {
 	"    dissemination) simulation\n\n"
 	"SYNOPSIS\n"
 	"    shoal sim [--scenario NAME] [--nodes N] [--seconds S] [--seed X]\n"
-	"              [--loss P] [--dup P] [--latency-ms M] [--warm]\n"
+	"              [--loss P] [--dup P] [--latency-ms M] [--warm] [--wire-ids]\n"
 	"              [--crash-fraction F] [--churn-fraction F] [--trace FILE]\n"
 	"              [--json] [--check]\n\n"
 	"DESCRIPTION\n"
@@ -549,6 +555,10 @@ const struct cli_command cmd_sim = {
 	"                        jitter of mean M-1 (2).\n"
 	"    --warm              start with every node knowing every other alive,\n"
 	"                        instead of joining (always on for loss, record).\n"
+	"    --wire-ids          membership packets in the wire's form, accusations\n"
+	"                        naming node ids, instead of the simulator's, which\n"
+	"                        names the cores' shared directory indexes: the same\n"
+	"                        run and trace_hash, slower.\n"
 	"    --crash-fraction F  crash, record: share of nodes crashed at once (0.15).\n"
 	"    --churn-fraction F  churn: share of nodes down at a time (0.03).\n"
 	"    --trace FILE        write every membership event, one line each\n"

@@ -364,6 +364,7 @@ void member_config_default(struct member_config *c)
 	c->dead_reclaim_ms = 0;
 	c->reconnect_interval_ms = 30000;
 	c->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_MAX;
+	c->sim_gids = false;
 }
 
 /* --- per-core state -------------------------------------------------------- */
@@ -1216,32 +1217,44 @@ static void fill_node_msg(const struct member_core *c, uint32_t gid, struct wire
 		copy_label(w->tags[t], id->tags[t], SHOAL_TAG_BYTES_MAX);
 }
 
-/* Encodes broadcast b into m; returns false if it does not fit into w.
- * A message is sized before it is built: SUSPECT and DEAD have a fixed
- * size. */
-static bool bcast_encode(const struct member_core *c, const struct bcast *b, struct wr *w,
-			 struct wire_msg *m)
+/* Appends accusation b (SUSPECT, DEAD) to w, straight from the directory's
+ * ids (or, in the simulator's form, gids); false if it does not fit. Inline:
+ * nearly every message a packet carries is one. */
+static inline bool put_accusation(const struct member_core *c, const struct bcast *b,
+				  struct wr *w, size_t *saved)
 {
-	if (b->kind != BC_ALIVE) {
-		/* Straight from the directory's ids, without a wire_msg. */
-		if (w->len + WIRE_ACCUSATION_BYTES > w->cap)
-			return false;
+	if (w->len + *saved + WIRE_ACCUSATION_BYTES > w->cap)
+		return false;
+	if (c->cfg.sim_gids) {
+		wire_put_sim_accusation(w, b->kind, b->incarnation, b->gid, b->from_gid);
+		*saved += WIRE_SIM_SAVED;
+	} else {
 		wire_put_accusation(w, b->kind, b->incarnation, dir_id(c->dir, b->gid),
 				    dir_id(c->dir, b->from_gid));
-		return true;
 	}
+	return true;
+}
+
+/* Appends ALIVE broadcast b to w, built in m; false if it does not fit
+ * (sized before it is written). */
+__attribute__((noinline))
+static bool put_alive(const struct member_core *c, const struct bcast *b, struct wr *w,
+		      size_t saved, struct wire_msg *m)
+{
+	assert(b->kind == BC_ALIVE);
 	m->type = b->kind;
 	m->incarnation = b->incarnation;
-	if (b->kind == BC_ALIVE)
-		fill_node_msg(c, b->gid, m);
-	if (w->len + wire_msg_size(m) > w->cap)
+	fill_node_msg(c, b->gid, m);
+	if (w->len + saved + wire_msg_size(m) > w->cap)
 		return false;
-	if (b->kind != BC_ALIVE) {
-		memcpy(m->id, dir_id(c->dir, b->gid), SHOAL_NODE_ID_BYTES);
-		memcpy(m->from_id, dir_id(c->dir, b->from_gid), SHOAL_NODE_ID_BYTES);
-	}
 	wire_put_msg(w, m);
 	return true;
+}
+
+static inline bool bcast_encode(const struct member_core *c, const struct bcast *b,
+				struct wr *w, size_t *saved, struct wire_msg *m)
+{
+	return b->kind != BC_ALIVE ? put_accusation(c, b, w, saved) : put_alive(c, b, w, *saved, m);
 }
 
 /* A broadcast's hint (member_out.hints): its subject's gid, and its
@@ -1254,7 +1267,8 @@ static uint32_t bcast_hint(const struct bcast *b)
 }
 
 /* Appends queued broadcasts that fit into w, fewest transmits first and
- * newest first within a count; returns how many were added.
+ * newest first within a count; returns how many were added. *saved: the
+ * bytes the simulator's form has saved so far (sizes are the wire's).
  *
  * Our own broadcast (a refutation, a join announcement, a leave) goes
  * first, whatever its count: no one else can send it, and under load
@@ -1263,31 +1277,45 @@ static uint32_t bcast_hint(const struct bcast *b)
  * out. memberlist orders its own the same as others'; this is the one
  * departure, and it changes what a packet carries, not what anyone
  * accepts. */
-static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned room_msgs,
-			       uint32_t *gids)
+static unsigned add_broadcasts(struct member_core *c, struct wr *w, size_t *saved,
+			       unsigned room_msgs, uint32_t *gids)
 {
 	uint32_t limit = retransmit_limit(c);
 	unsigned added = 0;
-	/* where each sent broadcast is: tier and position */
-	uint16_t sent_pos[SHOAL_MSGS_PER_PACKET_MAX];
-	uint8_t sent_tier[SHOAL_MSGS_PER_PACKET_MAX];
+	/* The sent ones, in the order sent, and the tier each came from. */
+	struct bcast moved[SHOAL_MSGS_PER_PACKET_MAX];
+	uint8_t from_tier[SHOAL_MSGS_PER_PACKET_MAX];
+	/* The tiers they came from, each once. */
+	uint8_t left[SHOAL_MSGS_PER_PACKET_MAX];
+	unsigned left_count = 0;
+	uint64_t listed[TIERS_MAX / 64] = {0};
 	unsigned misfits = 0;
 	enum { MISFITS_MAX = 8, AHEAD = 6 };
 	struct wire_msg m;
 	const struct member *me = &c->tab[c->self_gid];
-	bool own_first = false;
+	/* A sent broadcast becomes a hole where it was at once: the walk
+	 * skips holes, and positions stay valid while nothing is appended. */
+#define TAKE(q_, b_, t_)                                                      \
+	do {                                                                  \
+		gids[added] = bcast_hint(b_);                                 \
+		from_tier[added] = (uint8_t)(t_);                             \
+		moved[added++] = *(b_);                                       \
+		(b_)->kind = 0;                                               \
+		(q_)->live--;                                                 \
+		if (!(listed[(t_) / 64] & (UINT64_C(1) << ((t_) % 64)))) {   \
+			listed[(t_) / 64] |= UINT64_C(1) << ((t_) % 64);      \
+			left[left_count++] = (uint8_t)(t_);                   \
+		}                                                             \
+	} while (0)
 	if (me->bc_slot != NONE16 && room_msgs > 0) {
 		const struct bslot *s = &c->bslots[me->bc_slot];
-		const struct bcast *b = &c->tiers[s->tier].v[s->pos];
-		if (bcast_encode(c, b, w, &m)) {
-			gids[added] = bcast_hint(b);
-			sent_tier[added] = s->tier;
-			sent_pos[added++] = s->pos;
-			own_first = true;
-		}
+		struct tier *q = &c->tiers[s->tier];
+		struct bcast *b = &q->v[s->pos];
+		if (bcast_encode(c, b, w, saved, &m))
+			TAKE(q, b, s->tier);
 	}
 	for (uint32_t t = 0; t < limit && t < c->tiers_count && added < room_msgs; t++) {
-		const struct tier *q = &c->tiers[t];
+		struct tier *q = &c->tiers[t];
 		if (q->live == 0)
 			continue;
 		/* The next tier's end: the items sent from this one are
@@ -1304,58 +1332,56 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, unsigned roo
 		for (uint32_t p = q->len; p-- > 0 && p + AHEAD >= q->len;)
 			__builtin_prefetch(&c->bslots[q->v[p].slot], 1);
 		for (uint32_t p = q->len; p-- > 0 && added < room_msgs;) {
-			const struct bcast *b = &q->v[p];
+			struct bcast *b = &q->v[p];
 			if (p >= AHEAD)
 				__builtin_prefetch(&c->bslots[b[-AHEAD].slot], 1);
-			if (b->kind == 0 || (own_first && b->gid == c->self_gid))
+			if (b->kind == 0)
 				continue;
-			if (bcast_encode(c, b, w, &m)) {
-				gids[added] = bcast_hint(b);
-				sent_tier[added] = (uint8_t)t;
-				sent_pos[added++] = (uint16_t)p;
-			}
-			else if (++misfits >= MISFITS_MAX || w->cap - w->len < 3 + 4 + 32) {
+			if (bcast_encode(c, b, w, saved, &m))
+				TAKE(q, b, t);
+			else if (++misfits >= MISFITS_MAX || w->cap - (w->len + *saved) < 3 + 4 + 32)
 				/* The packet is as good as full: stop walking the queue
 				 * (it may hold thousands of broadcasts). */
 				goto done;
+		}
+	}
+#undef TAKE
+done:;
+	/* Each sent one becomes the newest of the next tier, in the order
+	 * sent (appending may compact a tier: the positions of the walk are
+	 * no longer needed); one that has been sent `limit` times, or finds
+	 * no room, is forgotten by its member. Runs from one tier go to the
+	 * same tier: its length and capacity are kept in hand for a run. */
+	for (unsigned k = 0; k < added;) {
+		uint32_t t = (uint32_t)from_tier[k] + 1;
+		unsigned end = k + 1;
+		while (end < added && from_tier[end] == from_tier[k])
+			end++;
+		if (t < limit && t < c->tiers_count && c->tiers[t].v) {
+			struct tier *q = &c->tiers[t];
+			uint32_t len = q->len, cap = q->cap;
+			struct bcast *v = q->v;
+			for (; k < end && len < cap; k++) {
+				assert(moved[k].kind != 0 && moved[k].slot < c->bslots_cap);
+				struct bslot *sl = &c->bslots[moved[k].slot];
+				sl->tier = (uint8_t)t;
+				sl->pos = (uint16_t)len;
+				v[len++] = moved[k];
+			}
+			q->live += len - q->len;
+			q->len = len;
+		}
+		for (; k < end; k++) {
+			if (t >= limit || tier_append(c, t, &moved[k]) != 0) {
+				bslot_give(c, moved[k].slot);
+				c->tab[moved[k].gid].bc_slot = NONE16;
+				c->bc_count--;
 			}
 		}
 	}
-done:;
-	/* Move the sent ones up a tier after the walk, so an item is sent once
-	 * per packet; each becomes the newest of its new tier, in walk order.
-	 * First every one becomes a hole where it was (the positions stay
-	 * valid while nothing is appended), then each is appended (which may
-	 * compact a tier: positions are no longer needed), then the tiers they
-	 * left drop their trailing holes. The order of every tier is the same
-	 * as moving them one by one. */
-	struct bcast moved[SHOAL_MSGS_PER_PACKET_MAX];
-	for (unsigned k = 0; k < added; k++) {
-		struct tier *q = &c->tiers[sent_tier[k]];
-		struct bcast *b = &q->v[sent_pos[k]];
-		assert(b->kind != 0);
-		moved[k] = *b;
-		b->kind = 0;
-		q->live--;
-	}
-	for (unsigned k = 0; k < added; k++) {
-		uint32_t t = sent_tier[k];
-		if (t + 1 >= limit || tier_append(c, t + 1, &moved[k]) != 0) {
-			/* done (or no room to go on): its member forgets it */
-			bslot_give(c, moved[k].slot);
-			c->tab[moved[k].gid].bc_slot = NONE16;
-			c->bc_count--;
-		}
-	}
 	/* Each tier left, once. */
-	uint64_t settled[TIERS_MAX / 64] = {0};
-	for (unsigned k = 0; k < added; k++) {
-		uint32_t t = sent_tier[k];
-		if (settled[t / 64] & (UINT64_C(1) << (t % 64)))
-			continue;
-		settled[t / 64] |= UINT64_C(1) << (t % 64);
-		tier_settle(c, t);
-	}
+	for (unsigned i = 0; i < left_count; i++)
+		tier_settle(c, left[i]);
 	return added;
 }
 
@@ -1396,13 +1422,26 @@ static void send_msgs(struct member_core *c, const struct shoal_addr *to,
 		return;
 	}
 	struct wr w = wr_init(buf, c->cfg.payload_bytes_max);
-	wr_u8(&w, WIRE_VERSION);
+	wr_u8(&w, c->cfg.sim_gids ? WIRE_VERSION_SIM : WIRE_VERSION);
 	wr_u8(&w, 0); /* count, patched below */
-	for (unsigned i = 0; i < n; i++)
-		wire_put_msg(&w, &msgs[i]);
+	size_t saved = 0; /* by the simulator's form: every size is the wire's */
+	for (unsigned i = 0; i < n; i++) {
+		const struct wire_msg *m = &msgs[i];
+		if (c->cfg.sim_gids && (m->type == WIRE_SUSPECT || m->type == WIRE_DEAD)) {
+			/* (the callers take both ids from the directory) */
+			uint32_t g = member_dir_find(c->dir, m->id);
+			uint32_t by = member_dir_find(c->dir, m->from_id);
+			assert(g <= UINT16_MAX && by <= UINT16_MAX);
+			wire_put_sim_accusation(&w, m->type, m->incarnation, (uint16_t)g,
+						(uint16_t)by);
+			saved += WIRE_SIM_SAVED;
+		} else {
+			wire_put_msg(&w, m);
+		}
+	}
 	assert(wr_ok(&w));
 	uint32_t gids[SHOAL_MSGS_PER_PACKET_MAX];
-	unsigned added = add_broadcasts(c, &w, SHOAL_MSGS_PER_PACKET_MAX - n, gids);
+	unsigned added = add_broadcasts(c, &w, &saved, SHOAL_MSGS_PER_PACKET_MAX - n, gids);
 	unsigned total = n + added;
 	if (total == 0) {
 		c->arena_len = off; /* nothing to send; give the space back */
@@ -1428,7 +1467,7 @@ static void send_msgs(struct member_core *c, const struct shoal_addr *to,
 	o->off = off;
 	o->len = w.len;
 	c->stats.packets_sent++;
-	c->stats.packet_bytes_sent += w.len;
+	c->stats.packet_bytes_sent += w.len + saved;
 }
 
 static void send_one(struct member_core *c, uint32_t to_gid, const struct shoal_addr *to,
@@ -2267,6 +2306,18 @@ static bool item_names_subject(const struct wire_item *it)
 	return it->type == WIRE_ALIVE || it->type == WIRE_SUSPECT || it->type == WIRE_DEAD;
 }
 
+static bool item_is_accusation(const struct wire_item *it)
+{
+	return it->type == WIRE_SUSPECT || it->type == WIRE_DEAD;
+}
+
+/* A gid the simulator's form names (WIRE_VERSION_SIM): the directory's, or
+ * NONE32 past its end. */
+static uint32_t sim_gid(const struct member_dir *d, uint32_t g)
+{
+	return g < d->count ? g : NONE32;
+}
+
 /* Whether a driver's hint (member_out.hints) names id in the directory. */
 static bool dir_hint_matches(const struct member_dir *d, uint32_t hint,
 			     const uint8_t id[SHOAL_NODE_ID_BYTES])
@@ -2360,8 +2411,10 @@ int member_core_recv_packet_hinted(struct member_core *c,
 	struct wire_item items[SHOAL_MSGS_PER_PACKET_MAX];
 	uint32_t gids[SHOAL_MSGS_PER_PACKET_MAX];
 	size_t n = 0;
+	bool sim_form = false; /* WIRE_VERSION_SIM: accusations name gids */
 	out_compact(c);
-	int err = wire_scan_payload(payload, len, items, msgs, &n);
+	int err = wire_scan_payload_sim(payload, len, c->cfg.sim_gids, items, msgs, &n,
+					&sim_form);
 	if (err) {
 		c->stats.packets_malformed++;
 		return err;
@@ -2384,9 +2437,13 @@ int member_core_recv_packet_hinted(struct member_core *c,
 			continue;
 		/* The directory (a few hundred KB at 10,000 nodes) stays in
 		 * cache; the core's table entry is what misses. */
-		const uint8_t *id = item_subject(&items[i], &msgs[i]);
-		gids[i] = dir_find_hinted(d, id,
-					  i < n_hints ? MEMBER_HINT_SUBJECT(hints[i]) : NONE32);
+		if (sim_form && item_is_accusation(&items[i])) {
+			gids[i] = sim_gid(d, wire_item_gid(&items[i]));
+		} else {
+			const uint8_t *id = item_subject(&items[i], &msgs[i]);
+			gids[i] = dir_find_hinted(d, id, i < n_hints ? MEMBER_HINT_SUBJECT(hints[i])
+								     : NONE32);
+		}
 		if (gids[i] < c->tab_cap)
 			__builtin_prefetch(&c->tab[gids[i]]);
 	}
@@ -2424,7 +2481,8 @@ int member_core_recv_packet_hinted(struct member_core *c,
 		/* An earlier ALIVE in this packet may have added the subject. */
 		uint32_t gid = gids[i];
 		if (gid == NONE32 && item_names_subject(it))
-			gid = member_dir_find(d, item_subject(it, m));
+			gid = sim_form && item_is_accusation(it) ? sim_gid(d, wire_item_gid(it))
+							     : member_dir_find(d, item_subject(it, m));
 		switch (it->type) {
 		case WIRE_PING: {
 			if (!id_equal(wire_item_id(it), self_id)) {
@@ -2474,11 +2532,16 @@ int member_core_recv_packet_hinted(struct member_core *c,
 				c->stats.msgs_ignored++;
 				break;
 			}
-			/* The accuser's hint, checked as a subject's is. */
-			const uint8_t *by_id = wire_item_from(it);
-			uint32_t by = i < n_hints ? MEMBER_HINT_ACCUSER(hints[i]) : NONE32;
-			if (!dir_hint_matches(d, by, by_id))
-				by = member_dir_intern(c->dir, by_id);
+			uint32_t by;
+			if (sim_form) {
+				by = sim_gid(d, wire_item_from_gid(it));
+			} else {
+				/* The accuser's hint, checked as a subject's is. */
+				const uint8_t *by_id = wire_item_from(it);
+				by = i < n_hints ? MEMBER_HINT_ACCUSER(hints[i]) : NONE32;
+				if (!dir_hint_matches(d, by, by_id))
+					by = member_dir_intern(c->dir, by_id);
+			}
 			if (by == NONE32) {
 				c->stats.msgs_ignored++;
 				break;
@@ -3063,8 +3126,12 @@ void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
 		uint32_t g = MEMBER_HINT_SUBJECT(hints[i]);
 		if (g < c->tab_cap && g < d->count) {
 			__builtin_prefetch(&c->tab[g]);
-			__builtin_prefetch(d->ids[g]);
-			__builtin_prefetch(d->ids[g] + SHOAL_NODE_ID_BYTES - 1);
+			/* (the simulator's form names accusations' subjects by
+			 * gid: their ids are not read) */
+			if (!c->cfg.sim_gids) {
+				__builtin_prefetch(d->ids[g]);
+				__builtin_prefetch(d->ids[g] + SHOAL_NODE_ID_BYTES - 1);
+			}
 		}
 	}
 }

@@ -72,6 +72,11 @@ struct member_config {
 	uint32_t reconnect_interval_ms;      /* 30000: push-pull with a random dead member, as
 					      * Serf's reconnect does, so partitions heal; 0 = off */
 	uint32_t payload_bytes_max;          /* SHOAL_UDP_PAYLOAD_BYTES_MAX */
+	/* The simulator's cores, which share one directory: send and accept
+	 * packets in the simulator's form (WIRE_VERSION_SIM, accusations by
+	 * gid), the same run with a fifth of the bytes to write and scan.
+	 * false (the default, and always in an agent): the wire's form only. */
+	bool sim_gids;
 };
 
 /* Fills memberlist's LAN defaults. */

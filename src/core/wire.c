@@ -151,7 +151,8 @@ static bool decode_body(uint8_t type, struct rd *b, struct wire_msg *m)
  * fill_all: decode every message into msgs; otherwise only PING_REQ and
  * ALIVE (the layouts that need decoding to be checked). */
 static int scan_payload(const uint8_t *p, size_t len, struct wire_item *items,
-			struct wire_msg *msgs, size_t *count, bool fill_all)
+			struct wire_msg *msgs, size_t *count, bool fill_all, bool allow_sim,
+			bool *sim_out)
 {
 	struct rd r = rd_init(p, len);
 	uint8_t version, n;
@@ -159,8 +160,13 @@ static int scan_payload(const uint8_t *p, size_t len, struct wire_item *items,
 		return SHOAL_ETOOBIG;
 	if (!rd_u8(&r, &version))
 		return SHOAL_ETRUNC;
-	if (version != WIRE_VERSION)
+	bool sim = allow_sim && version == WIRE_VERSION_SIM;
+	if (version != WIRE_VERSION && !sim)
 		return SHOAL_EVERSION;
+	/* (fill_all decodes ids, which the simulator's form does not carry) */
+	assert(!(sim && fill_all));
+	const size_t accusation_body = sim ? WIRE_SIM_ACCUSATION_BYTES - 3
+					   : WIRE_ACCUSATION_BYTES - 3;
 	if (!rd_u8(&r, &n))
 		return SHOAL_ETRUNC;
 	if (n == 0 || n > SHOAL_MSGS_PER_PACKET_MAX)
@@ -177,6 +183,14 @@ static int scan_payload(const uint8_t *p, size_t len, struct wire_item *items,
 		struct rd body = rd_init(r.p + 3, body_len);
 		r.p += 3 + body_len;
 		r.len -= 3 + body_len;
+		if ((type == WIRE_SUSPECT || type == WIRE_DEAD) && body_len == accusation_body &&
+		    items && !fill_all) {
+			/* Most of what gossip carries: nothing to decode. */
+			items[i].body = body.p;
+			items[i].len = (uint16_t)body_len;
+			items[i].type = type;
+			continue;
+		}
 		bool known = type >= WIRE_PING && type <= WIRE_DEAD;
 		if (items) {
 			items[i].body = body.p;
@@ -185,6 +199,8 @@ static int scan_payload(const uint8_t *p, size_t len, struct wire_item *items,
 		}
 		struct wire_msg *m = &msgs[i];
 		size_t fixed = known ? fixed_body_bytes(type) : 0;
+		if (sim && (type == WIRE_SUSPECT || type == WIRE_DEAD))
+			fixed = WIRE_SIM_ACCUSATION_BYTES - 3;
 		if (!known || fixed) {
 			if (fixed && body_len != fixed)
 				return SHOAL_EPROTO;
@@ -204,19 +220,28 @@ static int scan_payload(const uint8_t *p, size_t len, struct wire_item *items,
 	if (!rd_empty(&r))
 		return SHOAL_ETRAILING;
 	*count = n;
+	if (sim_out)
+		*sim_out = sim;
 	return 0;
 }
 
 int wire_decode_payload(const uint8_t *p, size_t len, struct wire_msg *msgs,
 			size_t *count)
 {
-	return scan_payload(p, len, NULL, msgs, count, true);
+	return scan_payload(p, len, NULL, msgs, count, true, false, NULL);
 }
 
 int wire_scan_payload(const uint8_t *p, size_t len, struct wire_item *items,
 		      struct wire_msg *msgs, size_t *count)
 {
-	return scan_payload(p, len, items, msgs, count, false);
+	return scan_payload(p, len, items, msgs, count, false, false, NULL);
+}
+
+int wire_scan_payload_sim(const uint8_t *p, size_t len, bool allow_sim,
+			  struct wire_item *items, struct wire_msg *msgs, size_t *count,
+			  bool *sim)
+{
+	return scan_payload(p, len, items, msgs, count, false, allow_sim, sim);
 }
 
 void wire_put_msg(struct wr *w, const struct wire_msg *m)

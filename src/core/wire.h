@@ -36,6 +36,14 @@
 #include "shoal/limits.h"
 
 #define WIRE_VERSION 1
+/* The simulator's form of a payload (member_config.sim_gids): the same
+ * messages, except that a SUSPECT or DEAD names its subject and accuser by
+ * their gids in the directory the simulator's cores share (2 bytes each)
+ * instead of their ids (32 each). A core accepts it only when configured
+ * for it, which an agent never is: on the network it is an unknown version.
+ * Every size decision is made on the wire form's size, so a run is the same
+ * run in either form (tests/unit/test_sim.c checks). */
+#define WIRE_VERSION_SIM 0x81
 
 enum wire_type {
 	WIRE_PING = 1,
@@ -91,6 +99,13 @@ struct wire_item {
  * receiver of nearly every packet: gossip is mostly SUSPECT and DEAD. */
 int wire_scan_payload(const uint8_t *p, size_t len, struct wire_item *items,
 		      struct wire_msg *msgs, size_t *count);
+/* As wire_scan_payload, also accepting the simulator's form when allow_sim
+ * (*sim then says which form it was): in that form a SUSPECT or DEAD body
+ * is WIRE_SIM_ACCUSATION_BYTES - 3 bytes, read with wire_item_u32,
+ * wire_item_gid and wire_item_from_gid. */
+int wire_scan_payload_sim(const uint8_t *p, size_t len, bool allow_sim,
+			  struct wire_item *items, struct wire_msg *msgs, size_t *count,
+			  bool *sim);
 
 static inline uint32_t wire_item_u32(const struct wire_item *it)
 {
@@ -101,6 +116,15 @@ static inline const uint8_t *wire_item_id(const struct wire_item *it) { return i
 static inline const uint8_t *wire_item_from(const struct wire_item *it)
 {
 	return it->body + 4 + SHOAL_NODE_ID_BYTES;
+}
+/* A SUSPECT's or DEAD's subject and accuser in the simulator's form. */
+static inline uint32_t wire_item_gid(const struct wire_item *it)
+{
+	return ((uint32_t)it->body[4] << 8) | it->body[5];
+}
+static inline uint32_t wire_item_from_gid(const struct wire_item *it)
+{
+	return ((uint32_t)it->body[6] << 8) | it->body[7];
 }
 
 /* Appends one message to w (body encoded from m). If it does not fit, w's
@@ -129,6 +153,31 @@ static inline void wire_put_accusation(struct wr *w, uint8_t type, uint32_t inca
 	p[6] = (uint8_t)incarnation;
 	memcpy(p + 7, id, SHOAL_NODE_ID_BYTES);
 	memcpy(p + 7 + SHOAL_NODE_ID_BYTES, from_id, SHOAL_NODE_ID_BYTES);
+}
+/* Appends a SUSPECT or DEAD in the simulator's form (WIRE_VERSION_SIM):
+ * WIRE_SIM_ACCUSATION_BYTES, WIRE_SIM_SAVED fewer than the wire's. */
+#define WIRE_SIM_ACCUSATION_BYTES (3 + 4 + 2 + 2)
+#define WIRE_SIM_SAVED (WIRE_ACCUSATION_BYTES - WIRE_SIM_ACCUSATION_BYTES)
+static inline void wire_put_sim_accusation(struct wr *w, uint8_t type, uint32_t incarnation,
+					   uint16_t gid, uint16_t from_gid)
+{
+	if (w->err || w->cap - w->len < WIRE_SIM_ACCUSATION_BYTES) {
+		w->err = true;
+		return;
+	}
+	uint8_t *p = w->buf + w->len;
+	w->len += WIRE_SIM_ACCUSATION_BYTES;
+	p[0] = type;
+	p[1] = 0;
+	p[2] = WIRE_SIM_ACCUSATION_BYTES - 3;
+	p[3] = (uint8_t)(incarnation >> 24);
+	p[4] = (uint8_t)(incarnation >> 16);
+	p[5] = (uint8_t)(incarnation >> 8);
+	p[6] = (uint8_t)incarnation;
+	p[7] = (uint8_t)(gid >> 8);
+	p[8] = (uint8_t)gid;
+	p[9] = (uint8_t)(from_gid >> 8);
+	p[10] = (uint8_t)from_gid;
 }
 /* Encoded size of one message, header included. */
 size_t wire_msg_size(const struct wire_msg *m);

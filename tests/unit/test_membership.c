@@ -391,6 +391,55 @@ static void codec_rejects_bad_payloads(void **state)
 	assert_int_equal(out[1].seq, 5);
 }
 
+/* The simulator's form (WIRE_VERSION_SIM): accusations by gid, read only
+ * where allowed; everywhere else an unknown version. */
+static void codec_sim_form(void **state)
+{
+	(void)state;
+	uint8_t buf[64];
+	struct wr w = wr_init(buf, sizeof(buf));
+	wr_u8(&w, WIRE_VERSION_SIM);
+	wr_u8(&w, 2);
+	wire_put_sim_accusation(&w, WIRE_DEAD, 0x01020304, 0x1234, 7);
+	wire_put_msg(&w, &(struct wire_msg){.type = WIRE_ACK, .seq = 9});
+	assert_true(wr_ok(&w));
+	assert_int_equal(w.len, 2 + WIRE_SIM_ACCUSATION_BYTES + 7);
+	struct wire_msg out[SHOAL_MSGS_PER_PACKET_MAX];
+	struct wire_item items[SHOAL_MSGS_PER_PACKET_MAX];
+	size_t n;
+	bool sim = false;
+	assert_int_equal(wire_decode_payload(buf, w.len, out, &n), SHOAL_EVERSION);
+	assert_int_equal(wire_scan_payload(buf, w.len, items, out, &n), SHOAL_EVERSION);
+	assert_int_equal(wire_scan_payload_sim(buf, w.len, false, items, out, &n, &sim),
+			 SHOAL_EVERSION);
+	assert_int_equal(wire_scan_payload_sim(buf, w.len, true, items, out, &n, &sim), 0);
+	assert_true(sim);
+	assert_int_equal(n, 2);
+	assert_int_equal(items[0].type, WIRE_DEAD);
+	assert_int_equal(wire_item_u32(&items[0]), 0x01020304);
+	assert_int_equal(wire_item_gid(&items[0]), 0x1234);
+	assert_int_equal(wire_item_from_gid(&items[0]), 7);
+	assert_int_equal(items[1].type, WIRE_ACK);
+	assert_int_equal(wire_item_u32(&items[1]), 9);
+	/* truncated at every length */
+	for (size_t l = 0; l < w.len; l++)
+		assert_int_not_equal(wire_scan_payload_sim(buf, l, true, items, out, &n, &sim), 0);
+	/* the wire's form is still read where the simulator's is allowed */
+	uint8_t ack[] = {WIRE_VERSION, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9};
+	assert_int_equal(wire_scan_payload_sim(ack, sizeof(ack), true, items, out, &n, &sim), 0);
+	assert_false(sim);
+	/* an accusation of the wire's size in the simulator's form, and one
+	 * of the simulator's size in the wire's form */
+	uint8_t big[2 + WIRE_ACCUSATION_BYTES] = {WIRE_VERSION_SIM, 1, WIRE_SUSPECT, 0,
+						  WIRE_ACCUSATION_BYTES - 3};
+	assert_int_equal(wire_scan_payload_sim(big, sizeof(big), true, items, out, &n, &sim),
+			 SHOAL_EPROTO);
+	buf[0] = WIRE_VERSION;
+	assert_int_equal(wire_scan_payload_sim(buf, w.len, true, items, out, &n, &sim),
+			 SHOAL_EPROTO);
+	assert_int_equal(wire_decode_payload(buf, w.len, out, &n), SHOAL_EPROTO);
+}
+
 static void codec_rejects_bad_names(void **state)
 {
 	(void)state;
@@ -1060,6 +1109,58 @@ static void malformed_packet_changes_nothing(void **state)
 	net_free(&net);
 }
 
+/* A DEAD about node 2 by node 1 in the simulator's form, from node 1. */
+static int send_sim_dead(struct net *net, size_t to, uint8_t body_len)
+{
+	uint8_t buf[2 + WIRE_ACCUSATION_BYTES];
+	struct wr w = wr_init(buf, sizeof(buf));
+	wr_u8(&w, WIRE_VERSION_SIM);
+	wr_u8(&w, 1);
+	uint32_t g = member_dir_find(net->dir, net->ids[2].id);
+	uint32_t by = member_dir_find(net->dir, net->ids[1].id);
+	wire_put_sim_accusation(&w, WIRE_DEAD, inc_of(net, to, 2), (uint16_t)g, (uint16_t)by);
+	assert_true(wr_ok(&w));
+	buf[4] = body_len;
+	w.len = 2 + 3 + body_len;
+	return member_core_recv_packet(net->cores[to], net->ids[1].id, &net->ids[1].addr, buf,
+				       w.len, net->now);
+}
+
+/* An agent's core refuses the simulator's form as an unknown version and
+ * changes nothing; a simulator's core (member_config.sim_gids) joins,
+ * gossips and acts on it, and refuses a malformed one likewise. */
+static void sim_form_only_in_sim_cores(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 3, &cfg);
+	net_join_all(&net);
+	assert_int_equal(send_sim_dead(&net, 0, WIRE_SIM_ACCUSATION_BYTES - 3), SHOAL_EVERSION);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_ALIVE);
+	assert_int_equal(member_core_stats(net.cores[0])->packets_malformed, 1);
+	struct member_out o;
+	assert_false(member_core_poll(net.cores[0], &o));
+	net_free(&net);
+
+	cfg.sim_gids = true;
+	net_init(&net, 3, &cfg); /* the join itself runs in the simulator's form */
+	net_join_all(&net);
+	assert_int_equal(send_sim_dead(&net, 0, WIRE_ACCUSATION_BYTES - 3), SHOAL_EPROTO);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_ALIVE);
+	assert_int_equal(member_core_stats(net.cores[0])->packets_malformed, 1);
+	assert_int_equal(send_sim_dead(&net, 0, WIRE_SIM_ACCUSATION_BYTES - 3), 0);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_DEAD);
+	/* node 2 hears of it by gossip, refutes, and everyone sees it alive */
+	net_collect(&net, 0);
+	net_pump(&net);
+	net_run(&net, net.now + 5000);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(state_of(&net, i, 2), MEMBER_ALIVE);
+	assert_true(inc_of(&net, 0, 2) > 1);
+	net_free(&net);
+}
+
 static void ping_for_someone_else_is_ignored(void **state)
 {
 	(void)state;
@@ -1437,6 +1538,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(codec_round_trip_every_type),
 		cmocka_unit_test(codec_rejects_bad_payloads),
+		cmocka_unit_test(codec_sim_form),
+		cmocka_unit_test(sim_form_only_in_sim_cores),
 		cmocka_unit_test(codec_rejects_bad_names),
 		cmocka_unit_test(state_round_trip_and_rejects),
 		cmocka_unit_test(snapshot_is_the_encoded_state),
