@@ -41,6 +41,14 @@ fi
 if [ "$(id -u)" != 0 ]; then
   echo "bench: tcpdump on lo needs root (or CAP_NET_RAW); run as root" >&2; exit 2
 fi
+# The anchor: Debian's serf package (0.9.4 on Debian 12).
+case " ${BENCH_SYSTEMS:-serf shoal} " in
+  *" serf "*)
+    if [ -z "${SERF_BIN:-}" ] && ! command -v serf >/dev/null; then
+      echo "bench: installing Debian's serf (the anchor)" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y serf >/dev/null
+    fi ;;
+esac
 case " ${BENCH_SYSTEMS:-serf shoal} " in
   *" shoal "*)
     if [ -z "${SHOAL_BIN:-}" ]; then

@@ -2648,6 +2648,13 @@ static bool merge_is_news(const struct member_core *c, uint32_t gid, const struc
 		return false;
 	if ((state == MEMBER_DEAD || state == MEMBER_SUSPECT) && inc < m->incarnation)
 		return false;
+	/* A member we hold dead or left, without a suspicion, reported
+	 * suspect, dead or left at an incarnation no newer: merge_apply's
+	 * on_suspect or on_dead would only count it ignored, as the caller
+	 * does. (After a wave of deaths every state carries each of them.) */
+	if (state != MEMBER_ALIVE && (m->state == MEMBER_DEAD || m->state == MEMBER_LEFT) &&
+	    m->susp == NONE16)
+		return false;
 	return true;
 }
 
