@@ -126,6 +126,32 @@ static void rng_is_deterministic_and_bounded(void **state)
 	assert_true(same < 2);
 }
 
+/* rng_below draws exactly what plain rejection sampling draws (a recorded
+ * run replays only if it does), for bounds where rejection is rare and
+ * where it rejects nearly half of all draws (just above 2^63). */
+static void rng_below_is_plain_rejection_sampling(void **state)
+{
+	(void)state;
+	static const uint64_t bounds[] = {1, 2, 7, 10000, (UINT64_C(1) << 32) + 1,
+					  (UINT64_C(1) << 63) + 1, (UINT64_C(3) << 62) + 5,
+					  UINT64_MAX};
+	for (size_t k = 0; k < sizeof(bounds) / sizeof(bounds[0]); k++) {
+		uint64_t n = bounds[k];
+		struct rng a, b;
+		rng_seed(&a, 7 + k);
+		rng_seed(&b, 7 + k);
+		uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+		for (int i = 0; i < 2000; i++) {
+			uint64_t x;
+			do {
+				x = rng_next(&b);
+			} while (x >= limit);
+			assert_true(rng_below(&a, n) == x % n);
+		}
+		assert_true(rng_next(&a) == rng_next(&b)); /* as many draws */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +161,7 @@ int main(void)
 		cmocka_unit_test(round_trip_all_widths),
 		cmocka_unit_test(addr_parse_format),
 		cmocka_unit_test(rng_is_deterministic_and_bounded),
+		cmocka_unit_test(rng_below_is_plain_rejection_sampling),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
