@@ -562,6 +562,10 @@ struct member_core {
 	struct member_dir *dir;
 	struct tier *tiers;
 	size_t tiers_count;
+	/* No tier below this one holds a broadcast (a lower bound: once a wave
+	 * has passed, a core's broadcasts sit in its top tiers, and a packet's
+	 * walk from tier 0 crossed a dozen empty ones). */
+	uint32_t tiers_low;
 	size_t bc_count;
 	struct bslot *bslots; /* bslots_cap of them */
 	struct out_item *outq;
@@ -1071,6 +1075,8 @@ static inline int tier_append(struct member_core *c, uint32_t t, const struct bc
 	s->pos = (uint16_t)q->len;
 	q->v[q->len++] = *b;
 	q->live++;
+	if (t < c->tiers_low)
+		c->tiers_low = t;
 	return 0;
 }
 
@@ -1314,10 +1320,15 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, size_t *save
 		if (bcast_encode(c, b, w, saved, &m))
 			TAKE(q, b, s->tier);
 	}
-	for (uint32_t t = 0; t < limit && t < c->tiers_count && added < room_msgs; t++) {
+	bool low_found = false;
+	for (uint32_t t = c->tiers_low; t < limit && t < c->tiers_count && added < room_msgs; t++) {
 		struct tier *q = &c->tiers[t];
 		if (q->live == 0)
 			continue;
+		if (!low_found) {
+			c->tiers_low = t; /* every tier below is empty */
+			low_found = true;
+		}
 		/* The next tier's end: the items sent from this one are
 		 * appended there, and the walk may go on to its newest. */
 		if (t + 1 < c->tiers_count && c->tiers[t + 1].v) {
@@ -3101,7 +3112,7 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 	 * starts (about a packet's worth), with the end of the tier after each,
 	 * where they move; and the table entry of the next probe's target. */
 	uint32_t items = 0;
-	for (size_t t = 0; t < c->tiers_count && items < 12; t++) {
+	for (size_t t = c->tiers_low; t < c->tiers_count && items < 12; t++) {
 		const struct tier *q = &c->tiers[t];
 		if (!q->live)
 			continue;
