@@ -308,81 +308,73 @@ static void bookkeeping_matches_cores(void **state)
 	sim_free(s);
 }
 
+/* Runs of one scenario each, for the tests that run each twice, with one
+ * option changed, and want the same run. */
+static const struct same_run {
+	enum sim_scenario sc;
+	bool warm;
+	uint32_t seconds;
+} same_runs[] = {
+	{SIM_SCENARIO_JOIN, false, 40},    /* cold joins: states with members the receiver lacks */
+	{SIM_SCENARIO_CRASH, true, 60},
+	{SIM_SCENARIO_LOSS, true, 30},     /* loss and duplicates */
+	{SIM_SCENARIO_PARTITION, false, 0},/* dead members in the states, reconnects */
+	{SIM_SCENARIO_CHURN, false, 100},  /* restarts at higher incarnations */
+};
+
+/* Runs same_runs[i] as is into *a and with `change` applied into *b, and
+ * checks they are the same run: every membership event (trace_hash),
+ * packet, byte and push-pull alike. */
+static void same_run_both_ways(size_t i, uint32_t nodes, void (*change)(struct sim_params *),
+			       const char *what, struct sim_report *a, struct sim_report *b)
+{
+	struct sim_params p;
+	params(&p, same_runs[i].sc, nodes, 31 + i);
+	p.warm = same_runs[i].warm;
+	p.seconds = same_runs[i].seconds;
+	run_ok(&p, a);
+	change(&p);
+	run_ok(&p, b);
+	assert_true(a->m.packets_sent > 0);
+	if (a->m.trace_hash != b->m.trace_hash)
+		fail_msg("%s seed=%llu: the trace differs with %s", sim_scenario_name(p.scenario),
+			 (unsigned long long)p.seed, what);
+	assert_int_equal(a->m.member_events, b->m.member_events);
+	assert_int_equal(a->m.events, b->m.events);
+	assert_int_equal(a->m.packets_sent, b->m.packets_sent);
+	assert_int_equal(a->m.packet_bytes_sent, b->m.packet_bytes_sent);
+	assert_int_equal(a->m.packets_delivered, b->m.packets_delivered);
+	assert_int_equal(a->m.pushpulls_ok, b->m.pushpulls_ok);
+	assert_int_equal(a->m.pushpull_bytes, b->m.pushpull_bytes);
+}
+
+static void encode_states(struct sim_params *p) { p->encode_states = true; }
+static void wire_ids(struct sim_params *p) { p->wire_ids = true; }
+
 /* The simulator hands push-pull states over by gid; with encode_states they
- * go through the real codec instead. Both must be the same run: every
- * membership event (trace_hash), packet and state size alike. Cold joins
- * (states with members the receiver lacks), a partition (dead members in
- * the states, reconnects) and churn (restarts at higher incarnations). */
+ * go through the real codec instead. Both must be the same run. */
 static void pushpull_by_gid_equals_codec(void **state)
 {
 	(void)state;
-	static const struct {
-		enum sim_scenario sc;
-		bool warm;
-		uint32_t seconds;
-	} runs[] = {
-		{SIM_SCENARIO_JOIN, false, 40},
-		{SIM_SCENARIO_PARTITION, false, 0},
-		{SIM_SCENARIO_CHURN, false, 100},
-		{SIM_SCENARIO_LOSS, true, 30},
-	};
-	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
-		struct sim_params p;
-		params(&p, runs[i].sc, 120, 31 + i);
-		p.warm = runs[i].warm;
-		p.seconds = runs[i].seconds;
+	for (size_t i = 0; i < sizeof(same_runs) / sizeof(same_runs[0]); i++) {
+		if (same_runs[i].sc == SIM_SCENARIO_CRASH)
+			continue; /* no push-pull in 60 s of a warm crash run */
 		struct sim_report a, b;
-		run_ok(&p, &a);
-		p.encode_states = true;
-		run_ok(&p, &b);
+		same_run_both_ways(i, 120, encode_states, "encode_states", &a, &b);
 		assert_true(a.m.pushpulls_ok > 0);
 		assert_int_equal(a.m.pushpulls_rejected, 0);
-		assert_int_equal(a.m.trace_hash, b.m.trace_hash);
-		assert_int_equal(a.m.member_events, b.m.member_events);
-		assert_int_equal(a.m.events, b.m.events);
-		assert_int_equal(a.m.packets_sent, b.m.packets_sent);
-		assert_int_equal(a.m.packet_bytes_sent, b.m.packet_bytes_sent);
-		assert_int_equal(a.m.pushpulls_ok, b.m.pushpulls_ok);
-		assert_int_equal(a.m.pushpull_bytes, b.m.pushpull_bytes);
 	}
 }
 
 /* The cores exchange packets in the simulator's form (accusations name
  * gids); with wire_ids in the wire's (ids), through the same codec an agent
- * uses. Both must be the same run: every event, packet and byte alike, in
- * every scenario (loss and duplicates, a partition, restarts). */
+ * uses. Both must be the same run, in every scenario. */
 static void sim_form_equals_wire_ids(void **state)
 {
 	(void)state;
-	static const struct {
-		enum sim_scenario sc;
-		bool warm;
-		uint32_t seconds;
-	} runs[] = {
-		{SIM_SCENARIO_JOIN, false, 40},
-		{SIM_SCENARIO_CRASH, true, 60},
-		{SIM_SCENARIO_LOSS, true, 30},
-		{SIM_SCENARIO_PARTITION, false, 0},
-		{SIM_SCENARIO_CHURN, false, 100},
-	};
-	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
-		struct sim_params p;
-		params(&p, runs[i].sc, 150, 41 + i);
-		p.warm = runs[i].warm;
-		p.seconds = runs[i].seconds;
+	for (size_t i = 0; i < sizeof(same_runs) / sizeof(same_runs[0]); i++) {
 		struct sim_report a, b;
-		run_ok(&p, &a);
-		p.wire_ids = true;
-		run_ok(&p, &b);
-		assert_true(a.m.packets_sent > 0);
-		if (a.m.trace_hash != b.m.trace_hash)
-			fail_msg("%s seed=%llu: trace differs with --wire-ids",
-				 sim_scenario_name(p.scenario), (unsigned long long)p.seed);
-		assert_int_equal(a.m.member_events, b.m.member_events);
-		assert_int_equal(a.m.events, b.m.events);
-		assert_int_equal(a.m.packets_sent, b.m.packets_sent);
-		assert_int_equal(a.m.packet_bytes_sent, b.m.packet_bytes_sent);
-		assert_int_equal(a.m.packets_delivered, b.m.packets_delivered);
+		same_run_both_ways(i, 150, wire_ids, "--wire-ids", &a, &b);
 	}
 }
 
