@@ -1197,6 +1197,7 @@ static void add_core_counters(struct sim_metrics *m, const struct member_stats *
 	m->refutations += st->refutations;
 	m->refutations_direct += st->refutations_direct;
 	m->stale_answers += st->stale_answers;
+	m->suspicions_rechecked += st->suspicions_rechecked;
 	m->deaths_declared += st->deaths_declared;
 	m->outbox_dropped += st->outbox_dropped;
 	m->broadcasts_dropped += st->broadcasts_dropped;

@@ -98,8 +98,9 @@ struct sim_metrics {
 	uint64_t pushpulls_ok, pushpulls_failed, pushpull_bytes;
 	uint64_t pushpulls_rejected;  /* states a core refused to merge */
 	uint64_t suspects_raised, refutations, deaths_declared;
-	uint64_t refutations_direct;  /* current ALIVE sent to a stale accuser */
+	uint64_t refutations_direct;  /* current ALIVE sent straight to an accuser */
 	uint64_t stale_answers;       /* a third member's current ALIVE sent to its stale accuser */
+	uint64_t suspicions_rechecked; /* unconfirmed suspicions put to the member at expiry */
 	uint64_t outbox_dropped, broadcasts_dropped;
 	uint64_t tick_overdue;        /* core asked to be ticked again at once */
 };

@@ -217,6 +217,7 @@ static int print_json(const struct sim_opts *o, const struct sim_report *r, doub
 		{"refutations", m->refutations},
 		{"refutations_direct", m->refutations_direct},
 		{"stale_answers", m->stale_answers},
+		{"suspicions_rechecked", m->suspicions_rechecked},
 		{"deaths_declared", m->deaths_declared},
 		{"outbox_dropped", m->outbox_dropped},
 		{"broadcasts_dropped", m->broadcasts_dropped},

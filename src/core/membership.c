@@ -403,13 +403,17 @@ struct suspicion {
 	uint16_t deadline_hi; /* ... and the next 16 (8,900 years of ms) */
 	uint16_t gid;         /* its member; the free link when free */
 	uint32_t min_ms;      /* max is min * suspicion_max_timeout_mult */
-	uint8_t k_used;       /* confirmations expected (low bits), SUSP_USED */
+	uint8_t k_used;       /* confirmations expected (low bits), SUSP_RECHECKED,
+			       * SUSP_USED */
 	uint8_t n;            /* confirmations received */
 	uint16_t confirmers[CONFIRMERS_MAX + 1]; /* [0] is the first suspector */
 };
 _Static_assert(sizeof(struct suspicion) == 32, "suspicions must stay small");
 #define SUSP_USED 0x80u
-_Static_assert(CONFIRMERS_MAX < SUSP_USED, "k leaves the in-use bit free");
+/* Run out unconfirmed and checked with the member itself (suspicion_expire) */
+#define SUSP_RECHECKED 0x40u
+#define SUSP_K_MASK (SUSP_RECHECKED - 1)
+_Static_assert(CONFIRMERS_MAX <= SUSP_K_MASK, "k leaves the flag bits free");
 
 static uint64_t susp_deadline(const struct suspicion *s)
 {
@@ -424,7 +428,7 @@ static void susp_set_deadline(struct suspicion *s, uint64_t ms)
 }
 
 static bool susp_used(const struct suspicion *s) { return (s->k_used & SUSP_USED) != 0; }
-static uint32_t susp_k(const struct suspicion *s) { return s->k_used & (SUSP_USED - 1); }
+static uint32_t susp_k(const struct suspicion *s) { return s->k_used & SUSP_K_MASK; }
 
 /* A heap key: the deadline in the high 48 bits, the slot in the low 16, so
  * equal deadlines pop in slot order and a comparison is one integer. */
@@ -2483,7 +2487,7 @@ int member_core_recv_packet_hinted(struct member_core *c,
 		send_one(c, from_gid, from, &dm);
 	}
 	const uint8_t *self_id = dir_id(c->dir, c->self_gid);
-	bool stale_about_me = false;
+	bool stale_about_me = false, answer_sender = false;
 	uint32_t stale_gids[STALE_ANSWERS_MAX];
 	unsigned stale_count = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -2557,6 +2561,10 @@ int member_core_recv_packet_hinted(struct member_core *c,
 				c->stats.msgs_ignored++;
 				break;
 			}
+			/* Our accuser asks us itself (suspicion_expire): the
+			 * refutation this leads to is answered to it directly. */
+			if (gid == c->self_gid && by == from_gid)
+				answer_sender = true;
 			if (it->type == WIRE_SUSPECT)
 				on_suspect(c, gid, inc, by, now_ms);
 			else
@@ -2575,8 +2583,9 @@ int member_core_recv_packet_hinted(struct member_core *c,
 	 * what "a member we hold dead is talking to us" sends — kept us dead
 	 * until its next push-pull, minutes at scale: after a 30 s partition of
 	 * 200 nodes the last pair took 107 s to heal instead of 7 s. memberlist
-	 * ignores such stale accusations silently. */
-	if (stale_about_me && !c->leaving) {
+	 * ignores such stale accusations silently. The same answer goes to an
+	 * accuser that accused us itself, after we refuted. */
+	if ((stale_about_me || answer_sender) && !c->leaving) {
 		c->stats.refutations_direct++;
 		const struct member *me = &c->tab[c->self_gid];
 		if (me->bc_slot != NONE16) {
@@ -2859,6 +2868,45 @@ int member_core_recv_snapshot(struct member_core *c, struct member_snapshot *sna
 	return 0;
 }
 
+/* A suspicion has run out. One that no one confirmed rests on a single
+ * accusation, which is how a false one looks: the accuser lost its probes,
+ * or the member refuted and this core missed every copy of the refutation
+ * (a refutation is gossiped for a second or two; at 10% loss one node in a
+ * few hundred hears none of it, and nothing brings it later but a
+ * push-pull, minutes away at scale). Before declaring such a member dead,
+ * accuse it directly, once, and give it a probe timeout to answer: an
+ * accused member answers its accuser with its current ALIVE (refuting
+ * first if it must), which cancels the suspicion. A member that is down
+ * does not answer and is declared dead that much later. memberlist
+ * declares at once; a confirmed suspicion still does here. */
+static void suspicion_expire(struct member_core *c, uint16_t slot, uint64_t now)
+{
+	struct suspicion *s = susp_at(c, slot);
+	uint32_t gid = s->gid;
+	struct member *m = find(c, gid);
+	assert(m && m->susp == slot);
+	uint32_t inc = m->incarnation;
+	if (s->n == 0 && !(s->k_used & SUSP_RECHECKED) && !c->leaving) {
+		uint64_t deadline = now + health_scale(c, c->cfg.probe_timeout_ms);
+		if (sheap_push(c, skey(deadline, slot)) == 0) {
+			s->k_used |= SUSP_RECHECKED;
+			susp_set_deadline(s, deadline);
+			c->stats.suspicions_rechecked++;
+			struct wire_msg a;
+			memset(&a, 0, sizeof(a));
+			a.type = WIRE_SUSPECT;
+			a.incarnation = inc;
+			memcpy(a.id, dir_id(c->dir, gid), SHOAL_NODE_ID_BYTES);
+			memcpy(a.from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
+			send_one(c, gid, addr_of(c, gid), &a);
+			return;
+		}
+		/* (no room for the key: declared now, as before) */
+	}
+	suspicion_cancel(c, m);
+	on_dead(c, gid, inc, c->self_gid, now);
+}
+
 void member_core_tick(struct member_core *c, uint64_t now)
 {
 	out_compact(c);
@@ -2868,13 +2916,7 @@ void member_core_tick(struct member_core *c, uint64_t now)
 		sheap_pop(c);
 		if (!sheap_current(c, key))
 			continue;
-		uint16_t slot = (uint16_t)key;
-		uint32_t gid = susp_at(c, slot)->gid;
-		struct member *m = find(c, gid);
-		assert(m && m->susp == slot);
-		uint32_t inc = m->incarnation;
-		suspicion_cancel(c, m);
-		on_dead(c, gid, inc, c->self_gid, now);
+		suspicion_expire(c, (uint16_t)key, now);
 	}
 	/* relayed probes that timed out */
 	for (size_t i = 0; i < c->relays_count;) {

@@ -165,9 +165,13 @@ struct member_stats {
 	uint64_t probes_failed;
 	uint64_t suspects_raised;
 	uint64_t refutations;
-	uint64_t refutations_direct;    /* current ALIVE sent to a stale accuser */
+	uint64_t refutations_direct;    /* current ALIVE sent straight to an accuser
+					 * (a stale one, or one that asked us) */
 	uint64_t stale_answers;         /* a third member's current ALIVE sent to a
 					 * stale accuser of it */
+	uint64_t suspicions_rechecked;  /* unconfirmed suspicions that ran out and
+					 * were put to the member before it was
+					 * declared dead */
 	uint64_t deaths_declared;
 	uint64_t pushpulls_started;
 	uint64_t pushpulls_merged;

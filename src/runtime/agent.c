@@ -792,6 +792,7 @@ static json_t *status_json(struct agent *a)
 		"refutations", (json_int_t)st->refutations,
 		"refutations_direct", (json_int_t)st->refutations_direct,
 		"stale_answers", (json_int_t)st->stale_answers,
+		"suspicions_rechecked", (json_int_t)st->suspicions_rechecked,
 		"deaths_declared", (json_int_t)st->deaths_declared,
 		"pushpulls_started", (json_int_t)st->pushpulls_started,
 		"pushpulls_merged", (json_int_t)st->pushpulls_merged,
