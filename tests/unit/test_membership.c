@@ -1607,6 +1607,27 @@ static void unconfirmed_suspicion_is_put_to_the_member(void **state)
 	net_free(&net);
 }
 
+/* Node 0 hears no one (every probe it sends fails); the others hear
+ * each other and 0. When 0's probe of node 2 fails, 0 tells 2 of the
+ * suspicion in person at once, and 2, which is up, has refuted by the end
+ * of that same millisecond. Before, 2 heard of it only when gossip picked
+ * it (0's, to 3 random members of 11, or relayed a step later). */
+static void raised_suspicion_is_told_to_the_member(void **state)
+{
+	(void)state;
+	struct net net;
+	net_start_without_repair(&net, 12);
+	uint32_t inc = member_core_incarnation(net.cores[2]);
+	for (size_t i = 1; i < 12; i++)
+		net.cut[i][0] = true;
+	uint64_t t0 = net.now;
+	while (state_of(&net, 0, 2) == MEMBER_ALIVE && net.now < t0 + 120000)
+		net_run(&net, net.now + 1);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_SUSPECT);
+	assert_int_equal(member_core_incarnation(net.cores[2]), inc + 1);
+	net_free(&net);
+}
+
 /* Whether core i's pending outputs (taken, no time passing) include a
  * packet to node `to` carrying node subject's ALIVE at inc. */
 static bool pending_packet_carries_alive(struct net *net, size_t i, size_t to, size_t subject,
@@ -1682,6 +1703,7 @@ int main(void)
 		cmocka_unit_test(indirect_probes_go_to_alive_members),
 		cmocka_unit_test(unconfirmed_suspicion_is_put_to_the_member),
 		cmocka_unit_test(accuser_in_person_is_answered_at_once),
+		cmocka_unit_test(raised_suspicion_is_told_to_the_member),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
