@@ -49,6 +49,7 @@
 #define NONE32 UINT32_MAX
 #define TIME_NEVER UINT64_MAX
 #define CONFIRMERS_MAX 8 /* distinct confirmations kept per suspicion */
+#define JOIN_PUSHPULL_AGAIN_MS 2000 /* a second push-pull after joining (merge_done) */
 
 /* The directory holds every identity a process meets: the members of the
  * largest simulation plus a full member table's worth. Inside a core gids
@@ -600,6 +601,8 @@ struct member_core {
 	bool tab_owned, order_owned; /* false: in memory the caller lent */
 	size_t order_cap;
 	uint64_t est_at; /* when est_nodes was last recounted; TIME_NEVER before */
+	uint64_t pushpull_resume_ms; /* the scheduled push-pull an extra one after
+				      * a join came before (merge_done); TIME_NEVER */
 	size_t live_count;   /* alive or suspect, self included */
 	size_t dead_count;   /* dead (not left) */
 	uint32_t incarnation;
@@ -2148,7 +2151,10 @@ static uint64_t pushpull_interval(const struct member_core *c)
 
 static void pushpull(struct member_core *c, uint64_t now)
 {
-	c->next_pushpull_ms = now + pushpull_interval(c);
+	/* (after the extra one that follows a join, the one it came before) */
+	c->next_pushpull_ms = c->pushpull_resume_ms != TIME_NEVER && c->pushpull_resume_ms > now
+		? c->pushpull_resume_ms : now + pushpull_interval(c);
+	c->pushpull_resume_ms = TIME_NEVER;
 	if (c->leaving)
 		return;
 	uint32_t peer;
@@ -2240,6 +2246,7 @@ struct member_core *member_core_new(const struct member_config *cfg,
 	c->susp_free = NONE16;
 	c->bslot_free = NONE16;
 	c->est_at = TIME_NEVER;
+	c->pushpull_resume_ms = TIME_NEVER;
 	c->susp_pool.item_bytes = sizeof(struct suspicion);
 	c->susp_pool.items_max = SHOAL_SUSPICIONS_MAX;
 	c->self_gid = member_dir_intern(dir, self->id);
@@ -2772,6 +2779,19 @@ static void merge_done(struct member_core *c, bool was_alone, uint64_t now)
 	struct member *self = find(c, c->self_gid);
 	if (was_alone && c->live_count > 1 && !c->leaving && self->bc_slot != NONE16)
 		broadcast(c, c->self_gid, self, BC_ALIVE, c->incarnation, c->self_gid, now);
+	/* Members that joined at the same time as we did are in no state we
+	 * merged, and their ALIVEs may have gone out (4 times each in a small
+	 * fleet) before anyone knew us: one of 30 cold starts of 8 agents left
+	 * an agent without another for 25 s, until the first periodic
+	 * push-pull (0.5-1.5 intervals after start). Push-pull again soon.
+	 * An extra one: the scheduled one still comes (pushpull() returns to
+	 * it), as the cold start's stragglers need it too. */
+	uint64_t soon = now + JOIN_PUSHPULL_AGAIN_MS;
+	if (was_alone && c->live_count > 1 && c->cfg.push_pull_interval_ms &&
+	    soon < c->next_pushpull_ms && c->pushpull_resume_ms == TIME_NEVER) {
+		c->pushpull_resume_ms = c->next_pushpull_ms;
+		c->next_pushpull_ms = soon;
+	}
 }
 
 int member_core_recv_state(struct member_core *c, const uint8_t *state,
