@@ -2597,8 +2597,8 @@ int member_core_recv_packet_hinted(struct member_core *c,
 				c->stats.msgs_ignored++;
 				break;
 			}
-			/* Our accuser asks us itself (suspicion_expire): the
-			 * refutation this leads to is answered to it directly. */
+			/* Our accuser tells us itself (probe_end, suspicion_expire):
+			 * the refutation this leads to is answered to it directly. */
 			if (gid == c->self_gid && by == from_gid)
 				answer_sender = true;
 			if (it->type == WIRE_SUSPECT)
