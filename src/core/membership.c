@@ -2947,7 +2947,8 @@ static void suspicion_expire(struct member_core *c, uint16_t slot, uint64_t now)
 			a.incarnation = inc;
 			memcpy(a.id, dir_id(c->dir, gid), SHOAL_NODE_ID_BYTES);
 			memcpy(a.from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
-			send_one(c, gid, addr_of(c, gid), &a);
+			/* alone, as probe_end's: the member may well be down */
+			send_packet(c, addr_of(c, gid), gid, &a, 1, false);
 			return;
 		}
 		/* (no room for the key: declared now, as before) */
