@@ -2016,6 +2016,20 @@ static void probe_indirect(struct member_core *c, uint64_t now)
 	c->nacks_expected = got;
 }
 
+/* Sends member gid our SUSPECT of it at inc, in a packet of its own: it
+ * answers with its current ALIVE if it is up. Alone: the member may well
+ * be down, and a broadcast sent to it would count as sent. */
+static void accuse_in_person(struct member_core *c, uint32_t gid, uint32_t inc)
+{
+	struct wire_msg a;
+	memset(&a, 0, sizeof(a));
+	a.type = WIRE_SUSPECT;
+	a.incarnation = inc;
+	memcpy(a.id, dir_id(c->dir, gid), SHOAL_NODE_ID_BYTES);
+	memcpy(a.from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
+	send_packet(c, addr_of(c, gid), gid, &a, 1, false);
+}
+
 static void probe_end(struct member_core *c, uint64_t now)
 {
 	assert(c->stage != PROBE_IDLE);
@@ -2044,17 +2058,8 @@ static void probe_end(struct member_core *c, uint64_t now)
 	 * loss, 1,000 nodes, most false deaths were members that never heard
 	 * they were suspected). Lifeguard's buddy system carries a suspicion on
 	 * the next probe of the suspect, which at scale may be minutes away. */
-	if (raised && m->state == MEMBER_SUSPECT && !c->leaving) {
-		struct wire_msg a;
-		memset(&a, 0, sizeof(a));
-		a.type = WIRE_SUSPECT;
-		a.incarnation = m->incarnation;
-		memcpy(a.id, dir_id(c->dir, c->probe_gid), SHOAL_NODE_ID_BYTES);
-		memcpy(a.from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
-		/* alone: the member is likely down, and a broadcast sent to it
-		 * would count as sent */
-		send_packet(c, addr_of(c, c->probe_gid), c->probe_gid, &a, 1, false);
-	}
+	if (raised && m->state == MEMBER_SUSPECT && !c->leaving)
+		accuse_in_person(c, c->probe_gid, m->incarnation);
 }
 
 static void on_ack(struct member_core *c, uint32_t seq, uint64_t now)
@@ -2941,14 +2946,7 @@ static void suspicion_expire(struct member_core *c, uint16_t slot, uint64_t now)
 			s->k_used |= SUSP_RECHECKED;
 			susp_set_deadline(s, deadline);
 			c->stats.suspicions_rechecked++;
-			struct wire_msg a;
-			memset(&a, 0, sizeof(a));
-			a.type = WIRE_SUSPECT;
-			a.incarnation = inc;
-			memcpy(a.id, dir_id(c->dir, gid), SHOAL_NODE_ID_BYTES);
-			memcpy(a.from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
-			/* alone, as probe_end's: the member may well be down */
-			send_packet(c, addr_of(c, gid), gid, &a, 1, false);
+			accuse_in_person(c, gid, inc);
 			return;
 		}
 		/* (no room for the key: declared now, as before) */
