@@ -197,7 +197,7 @@ struct sim {
 
 	/* Two push-pull states by gid (a core knows at most the n nodes,
 	 * whose gids are below n). */
-	struct member_snapshot snap[2];
+	struct member_pair pair;
 	/* The output space every core shares (member_core_share_outputs):
 	 * each call's outputs are drained before the next core is called, so
 	 * packets are written into the same few cache-hot lines. */
@@ -859,21 +859,20 @@ static void do_pushpull(struct sim *s, const struct sim_ev *ev)
 		pushpull_encoded(s, a, b, ev->c != 0);
 		return;
 	}
-	/* The states by gid: the cores share the directory, whose identities
-	 * are what the encoder would send. Both are taken before either merge,
-	 * as over a real stream; pushpull_bytes counts what the encoding would
-	 * have been. */
-	if (member_core_snapshot(na->core, &s->snap[0]) != 0 ||
-	    member_core_snapshot(nb->core, &s->snap[1]) != 0) {
+	/* Core to core: the cores share the directory, whose identities are
+	 * what the encoder would send. Both states are taken before either
+	 * merge, as over a real stream; pushpull_bytes counts what the
+	 * encodings would have been. */
+	if (member_core_pair_begin(na->core, nb->core, &s->pair) != 0) {
 		s->m.pushpulls_failed++;
 		return;
 	}
 	s->m.pushpulls_ok++;
-	s->m.pushpull_bytes += s->snap[0].encoded_bytes + s->snap[1].encoded_bytes;
-	if (member_core_recv_snapshot(nb->core, &s->snap[0], s->now) != 0)
+	s->m.pushpull_bytes += s->pair.encoded_bytes[0] + s->pair.encoded_bytes[1];
+	if (member_core_pair_merge(&s->pair, 0, s->now) != 0)
 		s->m.pushpulls_rejected++;
 	drain(s, b, false);
-	if (member_core_recv_snapshot(na->core, &s->snap[1], s->now) != 0)
+	if (member_core_pair_merge(&s->pair, 1, s->now) != 0)
 		s->m.pushpulls_rejected++;
 	drain(s, a, false);
 }
@@ -1373,20 +1372,20 @@ struct sim *sim_new(const struct sim_config *cfg)
 		memset(s->nodes, 0, nodes_bytes);
 	s->hot = calloc(s->n, sizeof(*s->hot));
 	s->seen = calloc((size_t)s->n * s->words_per_row, sizeof(uint64_t));
+	s->pair.gids = s->n;
+	bool pair_ok = true;
 	for (int k = 0; k < 2; k++) {
-		struct member_snapshot *sn = &s->snap[k];
-		sn->gids = sn->order_room = s->n;
-		sn->order = malloc(s->n * sizeof(*sn->order));
-		sn->inc = malloc(s->n * sizeof(*sn->inc));
-		sn->state = malloc(s->n);
-		sn->news = malloc((s->n / 64 + 1) * sizeof(*sn->news));
+		s->pair.order[k] = malloc(s->n * sizeof(*s->pair.order[k]));
+		s->pair.inc[k] = malloc(s->n * sizeof(*s->pair.inc[k]));
+		s->pair.state[k] = malloc(s->n);
+		s->pair.news[k] = malloc((s->n / 64 + 1) * sizeof(*s->pair.news[k]));
+		pair_ok = pair_ok && s->pair.order[k] && s->pair.inc[k] && s->pair.state[k] &&
+			  s->pair.news[k];
 	}
 	s->wheel = calloc(WHEEL_MS, sizeof(*s->wheel));
 	s->outspace_bytes = member_core_shared_outputs_bytes(&cfg->member);
 	s->outspace = aligned_alloc(64, s->outspace_bytes);
-	if (!s->dir || !s->nodes || !s->hot || !s->seen || !s->snap[0].order ||
-	    !s->snap[0].inc || !s->snap[0].state || !s->snap[0].news || !s->snap[1].order ||
-	    !s->snap[1].inc || !s->snap[1].state || !s->snap[1].news || !s->wheel ||
+	if (!s->dir || !s->nodes || !s->hot || !s->seen || !pair_ok || !s->wheel ||
 	    !s->outspace ||
 	    member_dir_reserve(s->dir, s->n) != 0) {
 		sim_free(s);
@@ -1428,10 +1427,10 @@ void sim_free(struct sim *s)
 	free(s->slot_free);
 	free(s->seen);
 	for (int k = 0; k < 2; k++) {
-		free(s->snap[k].order);
-		free(s->snap[k].inc);
-		free(s->snap[k].state);
-		free(s->snap[k].news);
+		free(s->pair.order[k]);
+		free(s->pair.inc[k]);
+		free(s->pair.state[k]);
+		free(s->pair.news[k]);
 	}
 	free(s->gid_node);
 	free(s->nodes);

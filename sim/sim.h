@@ -56,9 +56,9 @@ struct sim_config {
 	uint64_t detect_grace_ms;
 	FILE *trace;               /* optional: one line per membership event */
 	/* Push-pull states go through the real codec (encoded to bytes,
-	 * decoded, merged) instead of being handed over by gid
-	 * (member_core_snapshot_state): the same merges, the same trace_hash,
-	 * ~20x the cost at 10,000 nodes. For the tests that check exactly that. */
+	 * decoded, merged) instead of core to core (member_core_pair_begin,
+	 * member_core_pair_merge): the same merges, the same trace_hash, far
+	 * more work at 10,000 nodes. For the tests that check exactly that. */
 	bool encode_states;
 	/* Membership packets in the wire's form, accusations naming ids,
 	 * instead of the simulator's (member_config.sim_gids, which sim_new

@@ -371,7 +371,6 @@ void member_config_default(struct member_config *c)
 /* --- per-core state -------------------------------------------------------- */
 
 #define ST_NONE 0xff /* table entry of a gid this core does not know */
-_Static_assert(ST_NONE == MEMBER_SNAPSHOT_NONE, "snapshots mark non-members as the table does");
 
 /* 16 bytes: one per gid in the directory's range, known or not. */
 struct member {
@@ -2829,81 +2828,76 @@ int member_core_recv_state(struct member_core *c, const uint8_t *state,
 }
 
 
-int member_core_snapshot(const struct member_core *c, struct member_snapshot *snap)
+int member_core_pair_begin(struct member_core *a, struct member_core *b, struct member_pair *p)
 {
-	if (c->count > snap->order_room)
+	if (a == b || a->dir != b->dir)
+		return SHOAL_EINVAL;
+	const struct member_dir *d = a->dir;
+	size_t gids = d->count;
+	if (p->gids < gids)
 		return SHOAL_ETOOBIG;
-	for (size_t g = snap->gids; g < c->tab_cap; g++)
-		if (c->tab[g].state != ST_NONE)
-			return SHOAL_ETOOBIG; /* a member's gid does not fit */
-	memcpy(snap->order, c->order, c->count * sizeof(*c->order));
-	/* By gid, in table order: a sequential read of the table. */
-	size_t bytes = 6; /* version, join, count */
-	for (size_t g = 0; g < snap->gids; g++) {
-		uint8_t st = g < c->tab_cap ? c->tab[g].state : ST_NONE;
-		snap->state[g] = st;
-		if (st == ST_NONE)
-			continue;
-		snap->inc[g] = g == c->self_gid ? c->incarnation : c->tab[g].incarnation;
-		bytes += c->dir->entry_bytes[g];
+	/* Every member's gid is in the directory, so count <= gids. */
+	assert(a->count <= gids && b->count <= gids);
+	/* One pass over both tables, by gid, in sequence. Whether an entry
+	 * is news to the receiver depends only on the receiver's entry for
+	 * that member and on its self, and merging one member's entry
+	 * changes no other member's: deciding them all now, before either
+	 * side merges, is deciding each just before its merge, as
+	 * member_core_recv_state does. The news keep the sender's
+	 * incarnation and state (the receiver's merge may come after the
+	 * sender has merged). */
+	struct member_core *const from[2] = {a, b}, *const into[2] = {b, a};
+	size_t bytes[2] = {6, 6}, news[2] = {0, 0}; /* version, join, count */
+	size_t words = gids / 64 + 1;
+	for (size_t w = 0; w < words; w++) {
+		uint64_t is_news[2] = {0, 0};
+		size_t end = (w + 1) * 64 < gids ? (w + 1) * 64 : gids;
+		for (size_t g = w * 64; g < end; g++) {
+			const struct member *m[2] = {find(a, (uint32_t)g), find(b, (uint32_t)g)};
+			for (unsigned k = 0; k < 2; k++) {
+				if (!m[k])
+					continue;
+				const struct member_core *src = from[k];
+				uint32_t inc = g == src->self_gid ? src->incarnation : m[k]->incarnation;
+				bytes[k] += d->entry_bytes[g];
+				if (!merge_is_news(into[k], (uint32_t)g, m[1 - k], inc, m[k]->state))
+					continue;
+				is_news[k] |= UINT64_C(1) << (g % 64);
+				p->inc[k][g] = inc;
+				p->state[k][g] = m[k]->state;
+			}
+		}
+		for (unsigned k = 0; k < 2; k++) {
+			p->news[k][w] = is_news[k];
+			news[k] += (size_t)__builtin_popcountll(is_news[k]);
+		}
 	}
-	snap->count = c->count;
-	snap->encoded_bytes = bytes;
+	for (unsigned k = 0; k < 2; k++) {
+		memcpy(p->order[k], from[k]->order, from[k]->count * sizeof(*from[k]->order));
+		p->into[k] = into[k];
+		p->count[k] = from[k]->count;
+		p->news_count[k] = news[k];
+		p->encoded_bytes[k] = bytes[k];
+		p->merged[k] = false;
+	}
 	return 0;
 }
 
-int member_core_recv_snapshot(struct member_core *c, struct member_snapshot *snap, uint64_t now_ms)
+int member_core_pair_merge(struct member_pair *p, unsigned k, uint64_t now_ms)
 {
-	out_compact(c);
-	if (snap->count > snap->order_room)
+	if (k > 1 || p->merged[k] || !p->into[k])
 		return SHOAL_EINVAL;
-	const struct member_dir *d = c->dir;
-	/* Two passes check the snapshot before anything is merged (a bad one
-	 * merges nothing, as a bad encoding): the order lists members of
-	 * valid states that the directory knows, each once (news[] holds
-	 * which it lists), and then every member is listed -- so the order
-	 * lists exactly the members. The second pass also decides which
-	 * entries are news, in gid order (both tables read in sequence),
-	 * replacing each word of news[] once it is read. Whether an entry is
-	 * news depends only on this core's entry for that member and on self,
-	 * and merging one member's entry changes no other member's: deciding
-	 * them all first is deciding each just before its merge. */
-	size_t words = snap->gids / 64 + 1;
-	uint64_t *bits = snap->news;
-	memset(bits, 0, words * sizeof(*bits));
-	for (size_t i = 0; i < snap->count; i++) {
-		uint32_t g = snap->order[i];
-		if (g >= snap->gids || g >= d->count || snap->state[g] > MEMBER_LEFT ||
-		    (bits[g / 64] & (UINT64_C(1) << (g % 64))))
-			return SHOAL_EINVAL;
-		bits[g / 64] |= UINT64_C(1) << (g % 64);
-	}
-	size_t news = 0, ignored = 0;
-	for (size_t w = 0; w < words; w++) {
-		uint64_t listed = bits[w], is_news = 0;
-		size_t end = (w + 1) * 64 < snap->gids ? (w + 1) * 64 : snap->gids;
-		for (size_t g = w * 64; g < end; g++) {
-			uint8_t st = snap->state[g];
-			if (st == ST_NONE)
-				continue;
-			uint64_t bit = UINT64_C(1) << (g % 64);
-			if (!(listed & bit))
-				return SHOAL_EINVAL; /* a member the order leaves out */
-			if (merge_is_news(c, (uint32_t)g, find(c, (uint32_t)g), snap->inc[g], st))
-				is_news |= bit;
-		}
-		bits[w] = is_news;
-		size_t n = (size_t)__builtin_popcountll(is_news);
-		news += n;
-		ignored += (size_t)__builtin_popcountll(listed) - n;
-	}
+	p->merged[k] = true;
+	struct member_core *c = p->into[k];
+	out_compact(c);
 	c->stats.pushpulls_merged++;
-	c->stats.msgs_ignored += ignored;
+	c->stats.msgs_ignored += p->count[k] - p->news_count[k];
 	bool was_alone = c->live_count == 1;
-	/* Then the news, in the order the encoding would have carried it. */
-	for (size_t i = 0; i < snap->count && news > 0; i++) {
-		uint32_t gid = snap->order[i];
-		if (!(snap->news[gid / 64] & (UINT64_C(1) << (gid % 64))))
+	/* The news, in the order the encoding would have carried it. */
+	size_t news = p->news_count[k];
+	for (size_t i = 0; i < p->count[k] && news > 0; i++) {
+		uint32_t gid = p->order[k][i];
+		if (!(p->news[k][gid / 64] & (UINT64_C(1) << (gid % 64))))
 			continue;
 		const struct member *m = find(c, gid);
 		/* The identity the encoding would have carried: the shared
@@ -2912,10 +2906,10 @@ int member_core_recv_snapshot(struct member_core *c, struct member_snapshot *sna
 		 * LEFT entry about a member this core knows. */
 		struct wire_msg a;
 		a.type = WIRE_ALIVE;
-		a.incarnation = snap->inc[gid];
-		if (snap->state[gid] == MEMBER_ALIVE || !m)
+		a.incarnation = p->inc[k][gid];
+		if (p->state[k][gid] == MEMBER_ALIVE || !m)
 			fill_node_msg(c, gid, &a);
-		merge_apply(c, gid, m, &a, snap->state[gid], now_ms);
+		merge_apply(c, gid, m, &a, p->state[k][gid], now_ms);
 		news--;
 	}
 	merge_done(c, was_alone, now_ms);

@@ -246,38 +246,38 @@ int member_core_encode_state(struct member_core *c, bool join, uint8_t **out,
 int member_core_recv_state(struct member_core *c, const uint8_t *state,
 			   size_t len, uint64_t now_ms);
 
-/* A push-pull state as cores that share one member_dir can hand it over:
- * what member_core_encode_state encodes, with members named by gid instead
- * of by their identity's bytes, and laid out by gid so that taking and
- * merging it read the tables in sequence. The simulator exchanges states
- * this way; its 10,000 cores would otherwise encode and decode 16 GB of
- * state per 10-minute run. The merge is the same code as
- * member_core_recv_state's, in the same order. The caller provides the
- * arrays: */
-struct member_snapshot {
-	size_t gids;        /* inc, state: entries for gids below this */
-	size_t order_room;  /* order: entries */
-	uint16_t *order;    /* the members, in the order the encoding lists them */
-	uint32_t *inc;      /* per gid: incarnation */
-	uint8_t *state;     /* per gid: enum member_state, MEMBER_SNAPSHOT_NONE if no member */
-	uint64_t *news;     /* scratch for the merge: gids / 64 + 1 words */
-	/* set by member_core_snapshot */
-	size_t count;       /* members in order */
-	size_t encoded_bytes; /* the size member_core_encode_state's encoding would have */
+/* A push-pull between two cores that share one member_dir, without
+ * encoding: the same merges, in the same order, as each core taking
+ * member_core_recv_state of the other's member_core_encode_state, both
+ * states taken before either merges. The simulator exchanges states this
+ * way; its 10,000 cores would otherwise encode and decode 16 GB of state
+ * per 10-minute run. member_core_pair_begin reads both member tables once,
+ * side by side, and keeps what each side will learn (nearly nothing, most
+ * of the time); member_core_pair_merge then merges one side with the same
+ * code as member_core_recv_state. Side 0 is a's state merged into b, side
+ * 1 b's into a. The caller provides the arrays, each with room for
+ * `gids` entries (at least member_dir_count of the shared directory): */
+struct member_pair {
+	size_t gids;
+	uint16_t *order[2]; /* the sender's members, in the order its encoding lists them */
+	uint32_t *inc[2];   /* per gid: the sender's incarnation (of news only) */
+	uint8_t *state[2];  /* per gid: the sender's enum member_state (of news only) */
+	uint64_t *news[2];  /* gids / 64 + 1 words: the entries the receiver merges */
+	/* set by member_core_pair_begin */
+	struct member_core *into[2]; /* b, a */
+	size_t count[2];         /* the sender's members */
+	size_t news_count[2];    /* entries that are news to the receiver */
+	size_t encoded_bytes[2]; /* the size of the sender's encoding */
+	bool merged[2];
 };
-#define MEMBER_SNAPSHOT_NONE 0xff
 
-/* Fills snap with this core's state. Returns 0 or SHOAL_ETOOBIG (the
- * arrays are too small: member_core_count members, every member's gid). */
-int member_core_snapshot(const struct member_core *c, struct member_snapshot *snap);
-
-/* Merges a state from member_core_snapshot of a core sharing this core's
- * directory, exactly as member_core_recv_state merges its encoding (the
- * identities are the directory's: what the encoder would have sent).
- * Returns 0, or SHOAL_EINVAL (a gid the directory lacks, a bad state, an
- * order that does not list each member once); then nothing is merged. */
-int member_core_recv_snapshot(struct member_core *c, struct member_snapshot *snap,
-			      uint64_t now_ms);
+/* Takes both states. Returns 0, or SHOAL_EINVAL (the cores do not share a
+ * directory, or are one core) or SHOAL_ETOOBIG (the arrays are too small);
+ * then nothing is taken. Changes neither core. */
+int member_core_pair_begin(struct member_core *a, struct member_core *b, struct member_pair *p);
+/* Merges side k (0: into b, then 1: into a; each once, after begin).
+ * Returns 0 or SHOAL_EINVAL (out of turn: nothing merged). */
+int member_core_pair_merge(struct member_pair *p, unsigned k, uint64_t now_ms);
 
 /* Runs every timer due at now_ms. */
 void member_core_tick(struct member_core *c, uint64_t now_ms);
