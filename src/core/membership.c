@@ -2854,6 +2854,19 @@ int member_core_pair_begin(struct member_core *a, struct member_core *b, struct 
 		size_t end = (w + 1) * 64 < gids ? (w + 1) * 64 : gids;
 		for (size_t g = w * 64; g < end; g++) {
 			const struct member *m[2] = {find(a, (uint32_t)g), find(b, (uint32_t)g)};
+			/* Nearly every entry: a member both hold alive, or dead
+			 * with no suspicion, at one incarnation, neither side's
+			 * self. merge_is_news is false both ways. */
+			if (m[0] && m[1] && m[0]->incarnation == m[1]->incarnation &&
+			    m[0]->state == m[1]->state &&
+			    (m[0]->state == MEMBER_ALIVE ||
+			     (m[0]->state == MEMBER_DEAD && m[0]->susp == NONE16 &&
+			      m[1]->susp == NONE16)) &&
+			    g != a->self_gid && g != b->self_gid) {
+				bytes[0] += d->entry_bytes[g];
+				bytes[1] += d->entry_bytes[g];
+				continue;
+			}
 			for (unsigned k = 0; k < 2; k++) {
 				if (!m[k])
 					continue;
