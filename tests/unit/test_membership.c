@@ -1344,6 +1344,20 @@ static void joiner_announces_itself_first(void **state)
 	net_free(&net);
 }
 
+/* Whether packet o carries node subject's ALIVE at inc. */
+static bool packet_carries_alive(const struct net *net, const struct member_out *o,
+				 size_t subject, uint32_t inc)
+{
+	struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
+	size_t n = 0;
+	assert_int_equal(wire_decode_payload(o->data, o->len, msgs, &n), 0);
+	for (size_t m = 0; m < n; m++)
+		if (msgs[m].type == WIRE_ALIVE && msgs[m].incarnation == inc &&
+		    memcmp(msgs[m].id, net->ids[subject].id, SHOAL_NODE_ID_BYTES) == 0)
+			return true;
+	return false;
+}
+
 /* Runs node `i` alone until it has emitted a packet to `to`, and returns
  * whether that packet carries an ALIVE about `subject` at `inc`. */
 static bool next_packet_carries_alive(struct net *net, size_t i, size_t to, size_t subject,
@@ -1353,16 +1367,8 @@ static bool next_packet_carries_alive(struct net *net, size_t i, size_t to, size
 	for (int k = 0; k < 200; k++) {
 		struct member_out o;
 		while (member_core_poll(c, &o)) {
-			if (o.kind != MEMBER_OUT_PACKET || !addr_equal(&o.to, &net->ids[to].addr))
-				continue;
-			struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
-			size_t n = 0;
-			assert_int_equal(wire_decode_payload(o.data, o.len, msgs, &n), 0);
-			for (size_t m = 0; m < n; m++)
-				if (msgs[m].type == WIRE_ALIVE && msgs[m].incarnation == inc &&
-				    memcmp(msgs[m].id, net->ids[subject].id, SHOAL_NODE_ID_BYTES) == 0)
-					return true;
-			return false;
+			if (o.kind == MEMBER_OUT_PACKET && addr_equal(&o.to, &net->ids[to].addr))
+				return packet_carries_alive(net, &o, subject, inc);
 		}
 		uint64_t d = member_core_next_deadline(c);
 		if (d > net->now)
@@ -1682,16 +1688,9 @@ static bool pending_packet_carries_alive(struct net *net, size_t i, size_t to, s
 {
 	bool found = false;
 	struct member_out o;
-	while (member_core_poll(net->cores[i], &o)) {
-		if (o.kind != MEMBER_OUT_PACKET || !addr_equal(&o.to, &net->ids[to].addr))
-			continue;
-		struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
-		size_t n = 0;
-		assert_int_equal(wire_decode_payload(o.data, o.len, msgs, &n), 0);
-		for (size_t k = 0; k < n; k++)
-			found |= msgs[k].type == WIRE_ALIVE && msgs[k].incarnation == inc &&
-				 memcmp(msgs[k].id, net->ids[subject].id, SHOAL_NODE_ID_BYTES) == 0;
-	}
+	while (member_core_poll(net->cores[i], &o))
+		if (o.kind == MEMBER_OUT_PACKET && addr_equal(&o.to, &net->ids[to].addr))
+			found |= packet_carries_alive(net, &o, subject, inc);
 	return found;
 }
 
