@@ -2828,6 +2828,21 @@ int member_core_recv_state(struct member_core *c, const uint8_t *state,
 }
 
 
+/* Whether the sender src's entry m (the receiver holds its own entry for
+ * that member in mine, or none) is news to `into`; if so keeps the sender's
+ * incarnation and state in side k of p. */
+static bool pair_entry_news(struct member_pair *p, unsigned k, const struct member_core *into,
+			    const struct member_core *src, uint32_t g, const struct member *m,
+			    const struct member *mine)
+{
+	uint32_t inc = g == src->self_gid ? src->incarnation : m->incarnation;
+	if (!merge_is_news(into, g, mine, inc, m->state))
+		return false;
+	p->inc[k][g] = inc;
+	p->state[k][g] = m->state;
+	return true;
+}
+
 int member_core_pair_begin(struct member_core *a, struct member_core *b, struct member_pair *p)
 {
 	if (a == b || a->dir != b->dir)
@@ -2847,44 +2862,48 @@ int member_core_pair_begin(struct member_core *a, struct member_core *b, struct 
 	 * incarnation and state (the receiver's merge may come after the
 	 * sender has merged). */
 	struct member_core *const from[2] = {a, b}, *const into[2] = {b, a};
-	size_t bytes[2] = {6, 6}, news[2] = {0, 0}; /* version, join, count */
+	size_t news[2] = {0, 0};
+	/* (in locals: the stores to p's arrays may alias anything) */
+	const struct member *const ta = a->tab, *const tb = b->tab;
+	const size_t ca = a->tab_cap, cb = b->tab_cap;
+	const uint32_t self_a = a->self_gid, self_b = b->self_gid;
+	const uint8_t *const eb = d->entry_bytes;
+	size_t bytes_a = 6, bytes_b = 6; /* version, join, count */
 	size_t words = gids / 64 + 1;
 	for (size_t w = 0; w < words; w++) {
-		uint64_t is_news[2] = {0, 0};
+		uint64_t news_a = 0, news_b = 0; /* a's news to b, b's to a */
 		size_t end = (w + 1) * 64 < gids ? (w + 1) * 64 : gids;
 		for (size_t g = w * 64; g < end; g++) {
-			const struct member *m[2] = {find(a, (uint32_t)g), find(b, (uint32_t)g)};
+			const struct member *x = g < ca && ta[g].state != ST_NONE ? &ta[g] : NULL;
+			const struct member *y = g < cb && tb[g].state != ST_NONE ? &tb[g] : NULL;
 			/* Nearly every entry: a member both hold alive, or dead
 			 * with no suspicion, at one incarnation, neither side's
 			 * self. merge_is_news is false both ways. */
-			if (m[0] && m[1] && m[0]->incarnation == m[1]->incarnation &&
-			    m[0]->state == m[1]->state &&
-			    (m[0]->state == MEMBER_ALIVE ||
-			     (m[0]->state == MEMBER_DEAD && m[0]->susp == NONE16 &&
-			      m[1]->susp == NONE16)) &&
-			    g != a->self_gid && g != b->self_gid) {
-				bytes[0] += d->entry_bytes[g];
-				bytes[1] += d->entry_bytes[g];
+			if (x && y && x->incarnation == y->incarnation && x->state == y->state &&
+			    (x->state == MEMBER_ALIVE ||
+			     (x->state == MEMBER_DEAD && x->susp == NONE16 && y->susp == NONE16)) &&
+			    g != self_a && g != self_b) {
+				bytes_a += eb[g];
+				bytes_b += eb[g];
 				continue;
 			}
-			for (unsigned k = 0; k < 2; k++) {
-				if (!m[k])
-					continue;
-				const struct member_core *src = from[k];
-				uint32_t inc = g == src->self_gid ? src->incarnation : m[k]->incarnation;
-				bytes[k] += d->entry_bytes[g];
-				if (!merge_is_news(into[k], (uint32_t)g, m[1 - k], inc, m[k]->state))
-					continue;
-				is_news[k] |= UINT64_C(1) << (g % 64);
-				p->inc[k][g] = inc;
-				p->state[k][g] = m[k]->state;
+			if (x) {
+				bytes_a += eb[g];
+				news_a |= (uint64_t)pair_entry_news(p, 0, b, a, (uint32_t)g, x, y)
+					  << (g % 64);
+			}
+			if (y) {
+				bytes_b += eb[g];
+				news_b |= (uint64_t)pair_entry_news(p, 1, a, b, (uint32_t)g, y, x)
+					  << (g % 64);
 			}
 		}
-		for (unsigned k = 0; k < 2; k++) {
-			p->news[k][w] = is_news[k];
-			news[k] += (size_t)__builtin_popcountll(is_news[k]);
-		}
+		p->news[0][w] = news_a;
+		p->news[1][w] = news_b;
+		news[0] += (size_t)__builtin_popcountll(news_a);
+		news[1] += (size_t)__builtin_popcountll(news_b);
 	}
+	const size_t bytes[2] = {bytes_a, bytes_b};
 	for (unsigned k = 0; k < 2; k++) {
 		memcpy(p->order[k], from[k]->order, from[k]->count * sizeof(*from[k]->order));
 		p->into[k] = into[k];
