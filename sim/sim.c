@@ -195,8 +195,9 @@ struct sim {
 	size_t hist_len;
 	uint64_t hist_count;
 
-	/* Two push-pull states by gid (a core knows at most the n nodes,
-	 * whose gids are below n). */
+	/* One push-pull core to core (member_core_pair_begin, _merge): room
+	 * for every gid (a core knows at most the n nodes, whose gids are
+	 * below n). */
 	struct member_pair pair;
 	/* The output space every core shares (member_core_share_outputs):
 	 * each call's outputs are drained before the next core is called, so

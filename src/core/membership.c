@@ -2852,7 +2852,8 @@ int member_core_pair_begin(struct member_core *a, struct member_core *b, struct 
 	if (p->gids < gids)
 		return SHOAL_ETOOBIG;
 	/* Every member's gid is in the directory, so count <= gids. */
-	assert(a->count <= gids && b->count <= gids);
+	assert(a->count <= gids);
+	assert(b->count <= gids);
 	/* One pass over both tables, by gid, in sequence. Whether an entry
 	 * is news to the receiver depends only on the receiver's entry for
 	 * that member and on its self, and merging one member's entry
