@@ -1292,6 +1292,8 @@ static uint32_t bcast_hint(const struct bcast *b)
 static unsigned add_broadcasts(struct member_core *c, struct wr *w, size_t *saved,
 			       unsigned room_msgs, uint32_t *gids)
 {
+	if (!c->bc_count)
+		return 0; /* (without reading the empty tiers) */
 	uint32_t limit = retransmit_limit(c);
 	unsigned added = 0;
 	/* The sent ones, in the order sent, and the tier each came from. */
@@ -3200,8 +3202,12 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 		 * lines (which stage 0 has loaded): the tier and output
 		 * vectors, the arena's first packet (written), the suspicion
 		 * heap, the relays, our own entry and the probe order. */
-		/* (every tier a packet may take from: a few lines) */
-		size_t tiers_bytes = (c->tiers_count < 32 ? c->tiers_count : 32) * sizeof(*c->tiers);
+		/* (every tier a packet may take from: a few lines; none
+		 * while nothing is queued, as after a wave of news has passed,
+		 * when a core's twenty empty tiers were a quarter of the lines
+		 * it loaded for an event) */
+		size_t tiers_bytes = !c->bc_count ? 0
+			: (c->tiers_count < 32 ? c->tiers_count : 32) * sizeof(*c->tiers);
 		for (size_t off = 0; off < tiers_bytes; off += 64)
 			__builtin_prefetch((const char *)c->tiers + off);
 		if (c->outq && !c->outputs_shared) {
@@ -3214,8 +3220,10 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 			__builtin_prefetch(c->sheap);
 		if (c->relays_count)
 			__builtin_prefetch(c->relays);
-		/* the suspicion chunks' pointers: confirmations read them */
-		size_t chunk_bytes = c->susp_pool.chunks_count * sizeof(*c->susp_pool.chunks);
+		/* the suspicion chunks' pointers: confirmations read them
+		 * (an active suspicion has its deadline in the heap) */
+		size_t chunk_bytes = !c->sheap_len ? 0
+			: c->susp_pool.chunks_count * sizeof(*c->susp_pool.chunks);
 		for (size_t off = 0; off < chunk_bytes && off < 256; off += 64)
 			__builtin_prefetch((const char *)c->susp_pool.chunks + off);
 		if (c->self_gid < c->tab_cap)
@@ -3229,7 +3237,7 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 	 * starts (about a packet's worth), with the end of the tier after each,
 	 * where they move; and the table entry of the next probe's target. */
 	uint32_t items = 0;
-	for (size_t t = c->tiers_low; t < c->tiers_count && items < 12; t++) {
+	for (size_t t = c->tiers_low; c->bc_count && t < c->tiers_count && items < 12; t++) {
 		const struct tier *q = &c->tiers[t];
 		if (!q->live)
 			continue;
