@@ -451,19 +451,30 @@ static void write_corpus(const char *root)
 		fx_write_file(dir, "compound-unknown-type", buf, w.len);
 	}
 
-	/* What the core itself sends: node 1 refutes a suspicion, node 0's
-	 * first packets after a tick. */
+	/* What the core itself sends: node 0's first distinct packets after
+	 * its ticks (a probe repeated to the same member is kept once). */
 	{
 		struct member_out o;
 		int written = 0;
 		struct member_core *c = x.cores[0];
 		uint64_t now = FX_NOW_MS;
+		static uint8_t kept[4][SHOAL_UDP_PAYLOAD_BYTES_MAX];
+		size_t kept_len[4] = {0};
 		for (int step = 0; step < 50 && written < 4; step++) {
 			now = member_core_next_deadline(c);
 			member_core_tick(c, now);
 			while (member_core_poll(c, &o)) {
-				if (o.kind != MEMBER_OUT_PACKET || written >= 4)
+				if (o.kind != MEMBER_OUT_PACKET || written >= 4 ||
+				    o.len > sizeof(kept[0]))
 					continue;
+				bool repeat = false;
+				for (int i = 0; i < written; i++)
+					repeat |= kept_len[i] == o.len &&
+						  memcmp(kept[i], o.data, o.len) == 0;
+				if (repeat)
+					continue;
+				memcpy(kept[written], o.data, o.len);
+				kept_len[written] = o.len;
 				char name[64];
 				snprintf(name, sizeof(name), "core-out-%d", written++);
 				fx_write_file(dir, name, o.data, o.len);
