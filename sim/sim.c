@@ -953,13 +953,15 @@ static bool calls_core(const struct sim *s, const struct sim_ev *e)
 }
 
 /* Starts loading what the next events will touch while this one runs, in
- * a pipeline (member_core_prefetch's stages): the core of the fifth event
- * ahead gets its hot fields loaded, the third what those point to (and its
- * packet's payload), the next event one level further (its packet's sender
- * and subjects). At 10,000 cores every event's core is cold otherwise; two
- * events' time per level let the loads arrive (one was too little: about
- * 8% more time at 10,000 nodes, and four too much). Events that will not
- * call their core (stale ticks, ticks with nothing due) get nothing. */
+ * a pipeline (member_core_prefetch's stages): the fifth event ahead gets
+ * its core's hot fields and its packet's payload and hints loaded, the
+ * third what the core's fields point to and the table entries its packet
+ * is about, the next event one level further (the tiers' newest items,
+ * and what news about its packet's subjects would touch). At 10,000 cores
+ * every event's core is cold otherwise; two events' time per level let
+ * the loads arrive (one was too little: about 8% more time at 10,000
+ * nodes, and four too much). Events that will not call their core (stale
+ * ticks, ticks with nothing due) get nothing. */
 static void prefetch_ahead(const struct sim *s)
 {
 	enum { STAGE2_AT = 1, STAGE1_AT = 3, STAGE0_AT = 5 };
@@ -972,10 +974,7 @@ static void prefetch_ahead(const struct sim *s)
 			continue;
 		const struct member_core *c = s->hot[e->node].core;
 		if (n == STAGE0_AT) {
-			member_core_prefetch(c, 0);
-		} else if (n == STAGE1_AT) {
-			member_core_prefetch(c, 1);
-			__builtin_prefetch(&s->nodes[e->node]); /* dispatch's checks */
+			member_core_prefetch(c, 0, true);
 			if (e->kind == EV_PACKET) {
 				__builtin_prefetch(&s->nodes[e->a].gid); /* the sender's gid */
 				__builtin_prefetch(s->nodes[e->a].id); /* and id */
@@ -985,11 +984,24 @@ static void prefetch_ahead(const struct sim *s)
 				for (uint32_t off = 0; off < 4u * e->h; off += 64)
 					__builtin_prefetch(data + s->hints_off + off);
 			}
-		} else if (n == STAGE2_AT) {
-			member_core_prefetch(c, 2);
+			continue;
+		}
+		/* A packet whose first message is a broadcast (a probe's
+		 * messages come first, with no hint) carries broadcasts only:
+		 * its delivery answers nothing, and sends nothing. */
+		bool sends = e->kind != EV_PACKET || e->h == 0 ||
+			     slot_hints(s, e->b)[0] == MEMBER_HINTS_NONE;
+		if (n == STAGE1_AT) {
+			member_core_prefetch(c, 1, sends);
+			__builtin_prefetch(&s->nodes[e->node]); /* dispatch's checks */
 			if (e->kind == EV_PACKET)
 				member_core_prefetch_packet(c, s->nodes[e->a].gid,
-							    slot_hints(s, e->b), e->h);
+							    slot_hints(s, e->b), e->h, 0);
+		} else if (n == STAGE2_AT) {
+			member_core_prefetch(c, 2, sends);
+			if (e->kind == EV_PACKET)
+				member_core_prefetch_packet(c, s->nodes[e->a].gid,
+							    slot_hints(s, e->b), e->h, 1);
 		}
 	}
 }

@@ -2514,8 +2514,13 @@ int member_core_recv_packet_hinted(struct member_core *c,
 			continue;
 		if (sm->susp != NONE16)
 			__builtin_prefetch(susp_at(c, sm->susp));
-		if (sm->bc_slot != NONE16)
-			__builtin_prefetch(&c->bslots[sm->bc_slot]);
+		if (sm->bc_slot != NONE16) {
+			/* The queued broadcast news replaces (the slot was
+			 * loaded ahead: member_core_prefetch_packet). */
+			const struct bslot *sl = &c->bslots[sm->bc_slot];
+			if (sl->tier < c->tiers_count && sl->pos < c->tiers[sl->tier].len)
+				__builtin_prefetch(&c->tiers[sl->tier].v[sl->pos], 1);
+		}
 	}
 	/* A member we hold dead is talking to us: tell it, so it refutes. */
 	struct member *sender = find(c, from_gid);
@@ -3186,7 +3191,7 @@ int member_core_lookup(const struct member_core *c, uint32_t gid, struct member_
 	return 0;
 }
 
-void member_core_prefetch(const struct member_core *c, unsigned stage)
+void member_core_prefetch(const struct member_core *c, unsigned stage, bool sends)
 {
 	const char *p = (const char *)c;
 	if (stage == 0) {
@@ -3207,8 +3212,10 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 		/* (every tier a packet may take from: a few lines; none
 		 * while nothing is queued, as after a wave of news has passed,
 		 * when a core's twenty empty tiers were a quarter of the lines
-		 * it loaded for an event) */
+		 * it loaded for an event; only tier 0, where news goes, for a
+		 * call that will not send) */
 		size_t tiers_bytes = !c->bc_count ? 0
+			: !sends ? sizeof(*c->tiers)
 			: (c->tiers_count < 32 ? c->tiers_count : 32) * sizeof(*c->tiers);
 		for (size_t off = 0; off < tiers_bytes; off += 64)
 			__builtin_prefetch((const char *)c->tiers + off);
@@ -3228,12 +3235,16 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 			: c->susp_pool.chunks_count * sizeof(*c->susp_pool.chunks);
 		for (size_t off = 0; off < chunk_bytes && off < 256; off += 64)
 			__builtin_prefetch((const char *)c->susp_pool.chunks + off);
+		if (!sends)
+			return;
 		if (c->self_gid < c->tab_cap)
 			__builtin_prefetch(&c->tab[c->self_gid]);
 		if (c->probe_pos < c->count)
 			__builtin_prefetch(&c->order[c->probe_pos]);
 		return;
 	}
+	if (!sends)
+		return;
 	/* One level further (stage 1 loaded these pointers): the newest
 	 * broadcasts of the first non-empty tiers, where a packet's filling
 	 * starts (about a packet's worth), with the end of the tier after each,
@@ -3257,28 +3268,61 @@ void member_core_prefetch(const struct member_core *c, unsigned stage)
 }
 
 void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
-				 const uint32_t *hints, size_t n_hints)
+				 const uint32_t *hints, size_t n_hints, unsigned stage)
 {
-	/* The hints name the subjects without a lookup (looking them up
-	 * ahead, a hash and a directory probe each, cost more than it saved:
-	 * 6% at 10,000 nodes); recv checks each against its id. */
 	const struct member_dir *d = c->dir;
-	if (from_gid < c->tab_cap) {
-		__builtin_prefetch(&c->tab[from_gid]);
-		__builtin_prefetch(d->ids[from_gid]);
-	}
-	for (size_t i = 0; i < n_hints; i++) {
-		uint32_t g = MEMBER_HINT_SUBJECT(hints[i]);
-		if (g < c->tab_cap && g < d->count) {
-			__builtin_prefetch(&c->tab[g]);
-			/* (the simulator's form names accusations' subjects by
-			 * gid: their ids are not read) */
-			if (!c->cfg.sim_gids) {
-				__builtin_prefetch(d->ids[g]);
-				__builtin_prefetch(d->ids[g] + SHOAL_NODE_ID_BYTES - 1);
+	if (stage == 0) {
+		/* The hints name the subjects without a lookup (looking them
+		 * up ahead, a hash and a directory probe each, cost more than
+		 * it saved: 6% at 10,000 nodes); recv checks each against its
+		 * id. */
+		if (from_gid < c->tab_cap) {
+			__builtin_prefetch(&c->tab[from_gid]);
+			__builtin_prefetch(d->ids[from_gid]);
+		}
+		for (size_t i = 0; i < n_hints; i++) {
+			uint32_t g = MEMBER_HINT_SUBJECT(hints[i]);
+			if (g < c->tab_cap && g < d->count) {
+				__builtin_prefetch(&c->tab[g]);
+				/* (the simulator's form names accusations'
+				 * subjects by gid: their ids are not read) */
+				if (!c->cfg.sim_gids) {
+					__builtin_prefetch(d->ids[g]);
+					__builtin_prefetch(d->ids[g] + SHOAL_NODE_ID_BYTES - 1);
+				}
 			}
 		}
+		return;
 	}
+	/* Stage 1 (the entries have arrived): for the subjects still alive or
+	 * suspect here, what news about them touches, as recv's own second
+	 * pass does a moment before its use: the suspicion and the queued
+	 * broadcast's slot; and, if there is such a subject, the heads of
+	 * the free lists a new suspicion and a new broadcast take from and
+	 * the end of tier 0, where a new broadcast goes. (A subject held dead
+	 * or left hears nothing new from a SUSPECT or DEAD.) */
+	bool news = false;
+	for (size_t i = 0; i < n_hints; i++) {
+		uint32_t g = MEMBER_HINT_SUBJECT(hints[i]);
+		if (g >= c->tab_cap)
+			continue;
+		const struct member *m = &c->tab[g];
+		if (m->state != MEMBER_ALIVE && m->state != MEMBER_SUSPECT)
+			continue;
+		news = true;
+		if (m->susp != NONE16)
+			__builtin_prefetch(susp_at(c, m->susp));
+		if (m->bc_slot != NONE16)
+			__builtin_prefetch(&c->bslots[m->bc_slot]);
+	}
+	if (!news)
+		return;
+	if (c->susp_free != NONE16)
+		__builtin_prefetch(susp_at(c, c->susp_free));
+	if (c->bslot_free != NONE16 && c->bslot_free < c->bslots_cap)
+		__builtin_prefetch(&c->bslots[c->bslot_free]);
+	if (c->tiers_count && c->tiers[0].v)
+		__builtin_prefetch(&c->tiers[0].v[c->tiers[0].len], 1);
 }
 
 uint32_t member_core_incarnation(const struct member_core *c) { return c->incarnation; }

@@ -289,13 +289,17 @@ uint64_t member_core_next_deadline(const struct member_core *c);
  * the call will read. Stage 0 loads the core's hot fields; stage 1 follows
  * their pointers and stage 2 one level further, each paying only once the
  * stage before it has had time to arrive (an event or more earlier). Change
- * nothing. */
-void member_core_prefetch(const struct member_core *c, unsigned stage);
+ * nothing. `sends`: the call may send a packet (a tick, a packet with a
+ * probe message); without it stages 1 and 2 leave out the broadcast
+ * queue's walk and the next probe's target. */
+void member_core_prefetch(const struct member_core *c, unsigned stage, bool sends);
 /* For a packet from member from_gid that will be delivered to c (after
- * stage 0): the table entries of the sender and of the subjects its hints
- * name (member_out.hints), and their ids in the directory. */
+ * the core's stage 0): stage 0 loads the table entries of the sender and
+ * of the subjects its hints name (member_out.hints), and their ids in the
+ * directory; stage 1 (an event or more later, the entries loaded) what
+ * news about those subjects would touch. */
 void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
-				 const uint32_t *hints, size_t n_hints);
+				 const uint32_t *hints, size_t n_hints, unsigned stage);
 
 /* Pops the next output; false when none. Output data stays valid until the
  * next call into the core other than member_core_poll. */
