@@ -5,7 +5,7 @@
 JOBS ?= $(shell nproc)
 CMAKE ?= cmake
 
-.PHONY: all deps build build-asan build-fuzz demo test test-unit test-asan test-fuzz clean
+.PHONY: all deps build build-pgo build-asan build-fuzz demo test test-unit test-asan test-fuzz clean
 
 all: build
 
@@ -15,6 +15,20 @@ deps:
 build: deps
 	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@$(CMAKE) --build build -j $(JOBS)
+
+# The optimised build again, guided by a profile of the simulator (for
+# bench/sim.sh): an instrumented build runs three short simulations (about
+# 10 s), then the same directory is rebuilt with their profile.
+build-pgo: deps
+	@$(CMAKE) -S . -B build-pgo -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHOAL_PGO=generate >/dev/null
+	@$(CMAKE) --build build-pgo -j $(JOBS) --target shoal
+	@find build-pgo -name '*.gcda' -delete
+	@echo "build-pgo: training run"
+	@./build-pgo/shoal sim --nodes 2000 --seconds 100 --seed 2 --scenario crash --warm >/dev/null
+	@./build-pgo/shoal sim --nodes 300 --seconds 60 --seed 2 --scenario loss >/dev/null
+	@./build-pgo/shoal sim --nodes 300 --seed 2 --scenario churn >/dev/null
+	@$(CMAKE) -S . -B build-pgo -DSHOAL_PGO=use >/dev/null
+	@$(CMAKE) --build build-pgo -j $(JOBS) --target shoal
 
 build-asan: deps
 	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSHOAL_SANITIZE=ON >/dev/null
@@ -37,4 +51,4 @@ test: build build-asan build-fuzz
 	@cd build-fuzz && ctest --output-on-failure -L fuzz
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-pgo build-asan build-fuzz

@@ -7,7 +7,10 @@
 # Targets: under 60 s of wall time and under 4 GiB on one core.
 #
 # Usage: bench/sim.sh [extra shoal sim flags...]
-# Environment: SHOAL_BIN (default: `make build` then ./build/shoal),
+# Environment: SHOAL_BIN (default: `make build-pgo` then ./build-pgo/shoal,
+#   the optimised build guided by a profile of short simulations; `make
+#   build`'s ./build/shoal runs the same code a few percent slower:
+#   bench/RESULTS.md),
 #   SIM_NODES (10000), SIM_SECONDS (600), SIM_SEED (1), SIM_SCENARIO (crash),
 #   SIM_OUT (JSON line output, default /tmp/shoal-bench-sim-<epoch>.json).
 # The simulator is single-threaded; it is pinned to one core with taskset
@@ -16,8 +19,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 if [ -z "${SHOAL_BIN:-}" ]; then
-  (cd "$root" && make build >/dev/null)
-  SHOAL_BIN="$root/build/shoal"
+  (cd "$root" && make build-pgo >/dev/null)
+  SHOAL_BIN="$root/build-pgo/shoal"
 fi
 nodes=${SIM_NODES:-10000}; secs=${SIM_SECONDS:-600}; seed=${SIM_SEED:-1}
 scen=${SIM_SCENARIO:-crash}
@@ -32,6 +35,7 @@ pin=()
 if command -v taskset >/dev/null; then pin=(taskset -c "${SIM_CPU:-0}"); fi
 cmd=("$SHOAL_BIN" sim --nodes "$nodes" --seconds "$secs" --seed "$seed" --scenario "$scen" --warm --json "$@")
 echo "command: ${pin[*]} ${cmd[*]}"
+echo "binary: $SHOAL_BIN (sha256 $(sha256sum "$SHOAL_BIN" | cut -c1-16))"
 echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); loadavg: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/time -f '%e %M %U %S' -o "$tmp/time" "${pin[@]}" "${cmd[@]}" > "$tmp/json" 2> "$tmp/err" &
 pid=$!
