@@ -2976,6 +2976,7 @@ static void suspicion_expire(struct member_core *c, uint16_t slot, uint64_t now)
 	uint32_t inc = m->incarnation;
 	if (s->n == 0 && !(s->k_used & SUSP_RECHECKED) && !c->leaving) {
 		uint64_t deadline = now + health_scale(c, c->cfg.probe_timeout_ms);
+		assert(deadline > now); /* (suspicions_expire_due) */
 		if (sheap_push(c, skey(deadline, slot)) == 0) {
 			s->k_used |= SUSP_RECHECKED;
 			susp_set_deadline(s, deadline);
@@ -2989,17 +2990,55 @@ static void suspicion_expire(struct member_core *c, uint16_t slot, uint64_t now)
 	on_dead(c, gid, inc, c->self_gid, now);
 }
 
+/* Expires the suspicions due at now, up to a batch of them, in the heap's
+ * order. In a wave a core has a dozen due at a tick, each a chain of cold
+ * loads (suspicion, member entry, queued broadcast's slot, the broadcast);
+ * popping a batch first lets the chains' loads overlap, level by level.
+ * The same order and the same checks as one at a time: each key is judged
+ * current when its turn comes, and nothing the expiry of one pushes is due
+ * before a later tick (a recheck waits at least a probe timeout, and a key
+ * a rebuild puts back for one that expired meanwhile is stale). */
+static void suspicions_expire_due(struct member_core *c, uint64_t now)
+{
+	enum { BATCH = 16 };
+	uint64_t due[BATCH];
+	size_t n = 0;
+	while (n < BATCH && c->sheap_len && (c->sheap[0] >> SKEY_SHIFT) <= now) {
+		due[n++] = c->sheap[0];
+		sheap_pop(c);
+	}
+	for (size_t i = 0; i < n; i++)
+		__builtin_prefetch(susp_at(c, (uint16_t)due[i]));
+	uint32_t gids[BATCH];
+	for (size_t i = 0; i < n; i++) {
+		const struct suspicion *s = susp_at(c, (uint16_t)due[i]);
+		gids[i] = susp_used(s) ? s->gid : NONE32;
+		if (gids[i] < c->tab_cap)
+			__builtin_prefetch(&c->tab[gids[i]]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (gids[i] < c->tab_cap && c->tab[gids[i]].bc_slot < c->bslots_cap)
+			__builtin_prefetch(&c->bslots[c->tab[gids[i]].bc_slot]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (gids[i] >= c->tab_cap || c->tab[gids[i]].bc_slot >= c->bslots_cap)
+			continue;
+		const struct bslot *sl = &c->bslots[c->tab[gids[i]].bc_slot];
+		if (sl->tier < c->tiers_count && sl->pos < c->tiers[sl->tier].len)
+			__builtin_prefetch(&c->tiers[sl->tier].v[sl->pos], 1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (sheap_current(c, due[i]))
+			suspicion_expire(c, (uint16_t)due[i], now);
+	}
+}
+
 void member_core_tick(struct member_core *c, uint64_t now)
 {
 	out_compact(c);
 	/* suspicion timeouts */
-	while (c->sheap_len && (c->sheap[0] >> SKEY_SHIFT) <= now) {
-		uint64_t key = c->sheap[0];
-		sheap_pop(c);
-		if (!sheap_current(c, key))
-			continue;
-		suspicion_expire(c, (uint16_t)key, now);
-	}
+	while (c->sheap_len && (c->sheap[0] >> SKEY_SHIFT) <= now)
+		suspicions_expire_due(c, now);
 	/* relayed probes that timed out */
 	for (size_t i = 0; i < c->relays_count;) {
 		struct relay *r = &c->relays[i];
