@@ -1380,8 +1380,11 @@ done:;
 			struct tier *q = &c->tiers[t];
 			uint32_t len = q->len, cap = q->cap;
 			struct bcast *v = q->v;
+			/* (each moved item is a live broadcast taken by the
+			 * walk, whose slot tier_append checked when it was
+			 * queued: the hottest loop of a run does not check
+			 * it again) */
 			for (; k < end && len < cap; k++) {
-				assert(moved[k].kind != 0 && moved[k].slot < c->bslots_cap);
 				struct bslot *sl = &c->bslots[moved[k].slot];
 				sl->tier = (uint8_t)t;
 				sl->pos = (uint16_t)len;
