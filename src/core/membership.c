@@ -1173,6 +1173,17 @@ static void bcast_release(struct member_core *c, struct member *m)
 	c->bc_count--;
 }
 
+/* Starts loading the queued broadcast in slot `slot` (bcast_release will
+ * write it), if the slot holds one. */
+static void bcast_prefetch(const struct member_core *c, uint16_t slot)
+{
+	if (slot >= c->bslots_cap)
+		return;
+	const struct bslot *sl = &c->bslots[slot];
+	if (sl->tier < c->tiers_count && sl->pos < c->tiers[sl->tier].len)
+		__builtin_prefetch(&c->tiers[sl->tier].v[sl->pos], 1);
+}
+
 /* Queues a broadcast about m, replacing any older one about the same member. */
 static void broadcast(struct member_core *c, uint32_t gid, struct member *m, uint8_t kind,
 		      uint32_t incarnation, uint32_t from_gid, uint64_t now)
@@ -2517,13 +2528,9 @@ int member_core_recv_packet_hinted(struct member_core *c,
 			continue;
 		if (sm->susp != NONE16)
 			__builtin_prefetch(susp_at(c, sm->susp));
-		if (sm->bc_slot != NONE16) {
-			/* The queued broadcast news replaces (the slot was
-			 * loaded ahead: member_core_prefetch_packet). */
-			const struct bslot *sl = &c->bslots[sm->bc_slot];
-			if (sl->tier < c->tiers_count && sl->pos < c->tiers[sl->tier].len)
-				__builtin_prefetch(&c->tiers[sl->tier].v[sl->pos], 1);
-		}
+		/* the queued broadcast news replaces (its slot was loaded
+		 * ahead: member_core_prefetch_packet) */
+		bcast_prefetch(c, sm->bc_slot);
 	}
 	/* A member we hold dead is talking to us: tell it, so it refutes. */
 	struct member *sender = find(c, from_gid);
@@ -3019,17 +3026,14 @@ static void suspicions_expire_due(struct member_core *c, uint64_t now)
 		if (gids[i] < c->tab_cap)
 			__builtin_prefetch(&c->tab[gids[i]]);
 	}
+	uint16_t slots[BATCH];
 	for (size_t i = 0; i < n; i++) {
-		if (gids[i] < c->tab_cap && c->tab[gids[i]].bc_slot < c->bslots_cap)
-			__builtin_prefetch(&c->bslots[c->tab[gids[i]].bc_slot]);
+		slots[i] = gids[i] < c->tab_cap ? c->tab[gids[i]].bc_slot : NONE16;
+		if (slots[i] < c->bslots_cap)
+			__builtin_prefetch(&c->bslots[slots[i]]);
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (gids[i] >= c->tab_cap || c->tab[gids[i]].bc_slot >= c->bslots_cap)
-			continue;
-		const struct bslot *sl = &c->bslots[c->tab[gids[i]].bc_slot];
-		if (sl->tier < c->tiers_count && sl->pos < c->tiers[sl->tier].len)
-			__builtin_prefetch(&c->tiers[sl->tier].v[sl->pos], 1);
-	}
+	for (size_t i = 0; i < n; i++)
+		bcast_prefetch(c, slots[i]);
 	for (size_t i = 0; i < n; i++) {
 		if (sheap_current(c, due[i]))
 			suspicion_expire(c, (uint16_t)due[i], now);
