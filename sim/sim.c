@@ -956,8 +956,10 @@ static bool calls_core(const struct sim *s, const struct sim_ev *e)
  * a pipeline (member_core_prefetch's stages): the fifth event ahead gets
  * its core's hot fields and its packet's payload and hints loaded, the
  * third what the core's fields point to and the table entries its packet
- * is about, the next event one level further (the tiers' newest items,
- * and what news about its packet's subjects would touch). At 10,000 cores
+ * is about (or, for a tick that will gossip, the probe order's slots of
+ * the members it will draw), the next event one level further (the tiers'
+ * newest items, what news about its packet's subjects would touch, or the
+ * drawn members' entries and addresses). At 10,000 cores
  * every event's core is cold otherwise; two events' time per level let
  * the loads arrive (one was too little: about 8% more time at 10,000
  * nodes, and four too much). Events that will not call their core (stale
@@ -997,11 +999,15 @@ static void prefetch_ahead(const struct sim *s)
 			if (e->kind == EV_PACKET)
 				member_core_prefetch_packet(c, s->nodes[e->a].gid,
 							    slot_hints(s, e->b), e->h, 0);
+			else if (e->kind == EV_TICK)
+				member_core_prefetch_tick(c, ev_time(e), 0);
 		} else if (n == STAGE2_AT) {
 			member_core_prefetch(c, 2, sends);
 			if (e->kind == EV_PACKET)
 				member_core_prefetch_packet(c, s->nodes[e->a].gid,
 							    slot_hints(s, e->b), e->h, 1);
+			else if (e->kind == EV_TICK)
+				member_core_prefetch_tick(c, ev_time(e), 1);
 		}
 	}
 }

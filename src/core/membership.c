@@ -1905,6 +1905,33 @@ enum pick { PICK_ALIVE, PICK_GOSSIP };
 /* Picks up to k distinct random members other than self and `exclude`, of
  * those `pick` allows; bounded at 3 * count tries (as memberlist's
  * kRandomNodes). */
+enum { DRAWS_AHEAD = 6 };
+
+/* The first draws random_members(c, k, ...) will make, from the generator
+ * r (advanced; after[i], if not NULL, is its state after draw i): probe
+ * order positions, into pos. Returns how many. */
+static size_t draws_ahead(const struct member_core *c, unsigned k, struct rng *r,
+			  uint32_t pos[DRAWS_AHEAD], struct rng after[DRAWS_AHEAD])
+{
+	size_t tries = 3 * c->count;
+	size_t batch = (size_t)k + 3;
+	if (batch > DRAWS_AHEAD)
+		batch = DRAWS_AHEAD;
+	if (batch > tries)
+		batch = tries;
+	for (size_t i = 0; i < batch; i++) {
+		pos[i] = (uint32_t)rng_below(r, c->count);
+		if (after)
+			after[i] = *r;
+	}
+	return batch;
+}
+
+static unsigned gossip_nodes(const struct member_core *c)
+{
+	return c->cfg.gossip_nodes < 16 ? c->cfg.gossip_nodes : 16;
+}
+
 static unsigned random_members(struct member_core *c, unsigned k, uint32_t exclude,
 			       enum pick pick, uint64_t now, uint32_t *out)
 {
@@ -1912,21 +1939,13 @@ static unsigned random_members(struct member_core *c, unsigned k, uint32_t exclu
 	 * state after each), so that their probe-order slots and then their
 	 * table entries load together rather than one after another; the
 	 * loop below consumes exactly the draws it would have made. */
-	enum { BATCH = 6 };
 	size_t tries = 3 * c->count;
-	size_t batch = (size_t)k + 3;
-	if (batch > BATCH)
-		batch = BATCH;
-	if (batch > tries)
-		batch = tries;
-	uint32_t cand[BATCH];
-	struct rng after[BATCH];
+	uint32_t cand[DRAWS_AHEAD];
+	struct rng after[DRAWS_AHEAD];
 	struct rng r = c->rng;
-	for (size_t i = 0; i < batch; i++) {
-		cand[i] = (uint32_t)rng_below(&r, c->count);
-		after[i] = r;
+	size_t batch = draws_ahead(c, k, &r, cand, after);
+	for (size_t i = 0; i < batch; i++)
 		__builtin_prefetch(&c->order[cand[i]]);
-	}
 	for (size_t i = 0; i < batch; i++) {
 		cand[i] = c->order[cand[i]];
 		__builtin_prefetch(&c->tab[cand[i]]);
@@ -2148,8 +2167,7 @@ static void gossip(struct member_core *c, uint64_t now)
 	if (!c->bc_count)
 		return;
 	uint32_t peers[16];
-	unsigned k = c->cfg.gossip_nodes < 16 ? c->cfg.gossip_nodes : 16;
-	unsigned got = random_members(c, k, NONE32, PICK_GOSSIP, now, peers);
+	unsigned got = random_members(c, gossip_nodes(c), NONE32, PICK_GOSSIP, now, peers);
 	for (unsigned i = 0; i < got; i++)
 		__builtin_prefetch(addr_of(c, peers[i]));
 	for (unsigned i = 0; i < got && c->bc_count; i++)
@@ -3311,6 +3329,45 @@ void member_core_prefetch(const struct member_core *c, unsigned stage, bool send
 	}
 	if (c->probe_pos < c->count)
 		__builtin_prefetch(&c->tab[c->order[c->probe_pos]]);
+}
+
+void member_core_prefetch_tick(const struct member_core *c, uint64_t now_ms, unsigned stage)
+{
+	/* (as member_core_tick decides to gossip, and gossip draws) */
+	if (!c->bc_count || now_ms < c->next_gossip_ms || !c->count)
+		return;
+	uint32_t pos[DRAWS_AHEAD];
+	struct rng r = c->rng;
+	size_t n = draws_ahead(c, gossip_nodes(c), &r, pos, NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (stage == 0) {
+			__builtin_prefetch(&c->order[pos[i]]);
+			continue;
+		}
+		uint32_t gid = c->order[pos[i]];
+		if (gid < c->tab_cap) {
+			__builtin_prefetch(&c->tab[gid]);
+			__builtin_prefetch(addr_of(c, gid)); /* where it sends */
+		}
+	}
+	if (stage == 0)
+		return;
+	/* The newest broadcasts of the lowest tiers, as many as the packets
+	 * to gossip_nodes members may take (about one per 64 bytes of
+	 * payload: member_core_prefetch's stage 2 loads the first few). */
+	size_t want = (size_t)gossip_nodes(c) * (c->cfg.payload_bytes_max / 64);
+	for (size_t t = c->tiers_low; t < c->tiers_count && want > 0; t++) {
+		const struct tier *q = &c->tiers[t];
+		if (!q->live)
+			continue;
+		size_t take = q->len < want ? q->len : want;
+		const char *lo = (const char *)&q->v[q->len - take];
+		size_t bytes = take * sizeof(*q->v);
+		for (size_t off = 0; off < bytes; off += 64)
+			__builtin_prefetch(lo + off);
+		__builtin_prefetch(lo + bytes - 1);
+		want -= take;
+	}
 }
 
 void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,

@@ -293,6 +293,11 @@ uint64_t member_core_next_deadline(const struct member_core *c);
  * probe message); without it stages 1 and 2 leave out the broadcast
  * queue's walk and the next probe's target. */
 void member_core_prefetch(const struct member_core *c, unsigned stage, bool sends);
+/* For a tick at now_ms that will gossip (after the core's stage 0): stage
+ * 0 loads the probe order's slots of the first members the gossip will
+ * draw (from the generator as it is now), stage 1 (an event or more later)
+ * their table entries. */
+void member_core_prefetch_tick(const struct member_core *c, uint64_t now_ms, unsigned stage);
 /* For a packet from member from_gid that will be delivered to c (after
  * the core's stage 0): stage 0 loads the table entries of the sender and
  * of the subjects its hints name (member_out.hints), and their ids in the
