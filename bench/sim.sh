@@ -12,7 +12,11 @@
 #   build`'s ./build/shoal runs the same code a few percent slower:
 #   bench/RESULTS.md),
 #   SIM_NODES (10000), SIM_SECONDS (600), SIM_SEED (1), SIM_SCENARIO (crash),
-#   SIM_OUT (JSON line output, default /tmp/shoal-bench-sim-<epoch>.json).
+#   SIM_RUNS (1: runs one after another; with more, each run's line and the
+#   median wall time are printed, and the table is the last run's: on a
+#   virtual machine whose speed changes from minute to minute one run
+#   ranks nothing), SIM_CPU (0),
+#   SIM_OUT (the last run's JSON line, default /tmp/shoal-bench-sim-<epoch>.json).
 # The simulator is single-threaded; it is pinned to one core with taskset
 # when available so "one core" holds by construction.
 set -euo pipefail
@@ -37,22 +41,38 @@ cmd=("$SHOAL_BIN" sim --nodes "$nodes" --seconds "$secs" --seed "$seed" --scenar
 echo "command: ${pin[*]} ${cmd[*]}"
 echo "binary: $SHOAL_BIN (sha256 $(sha256sum "$SHOAL_BIN" | cut -c1-16))"
 echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); loadavg: $(cut -d' ' -f1-3 /proc/loadavg)"
-/usr/bin/time -f '%e %M %U %S' -o "$tmp/time" "${pin[@]}" "${cmd[@]}" > "$tmp/json" 2> "$tmp/err" &
-pid=$!
-rc=0; wait "$pid" || rc=$?
-pid=""
-if [ "$rc" != 0 ]; then
-  echo "shoal sim exited $rc:"; cat "$tmp/err"; cat "$tmp/time" 2>/dev/null || true; exit 1
-fi
+runs=${SIM_RUNS:-1}
+case "$runs" in ''|*[!0-9]*|0) echo "SIM_RUNS must be a positive integer, not '$runs'" >&2; exit 2;; esac
+walls=()
+for i in $(seq 1 "$runs"); do
+  /usr/bin/time -f '%e %M %U %S' -o "$tmp/time" "${pin[@]}" "${cmd[@]}" > "$tmp/json" 2> "$tmp/err" &
+  pid=$!
+  rc=0; wait "$pid" || rc=$?
+  pid=""
+  if [ "$rc" != 0 ]; then
+    echo "shoal sim exited $rc:"; cat "$tmp/err"; cat "$tmp/time" 2>/dev/null || true; exit 1
+  fi
+  read -r wall maxrss_kb user sys < "$tmp/time"
+  walls+=("$wall")
+  if [ "$runs" -gt 1 ]; then
+    echo "run $i/$runs: finished $(date -u '+%H:%M:%S UTC'): wall $wall s, user $user s, sys $sys s," \
+      "$((maxrss_kb / 1024)) MiB, trace_hash $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["trace_hash"])' "$tmp/json")"
+  fi
+done
 cp "$tmp/json" "$out"
 echo "finished: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); loadavg: $(cut -d' ' -f1-3 /proc/loadavg)"
-read -r wall maxrss_kb user sys < "$tmp/time"
-python3 - "$tmp/json" "$wall" "$maxrss_kb" "$user" "$sys" <<'PY'
-import json, sys
+python3 - "$tmp/json" "$wall" "$maxrss_kb" "$user" "$sys" "${walls[@]}" <<'PY'
+import json, statistics, sys
 j = json.load(open(sys.argv[1]))
 wall, rss_kb, user, sys_ = float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+walls = [float(w) for w in sys.argv[6:]]
 d = j.get("detection_ms", {})
-rows = [
+rows = []
+if len(walls) > 1:
+    med = statistics.median(walls)
+    rows.append(("wall time, median of %d (s)" % len(walls), "%.2f" % med, "< 60", med < 60))
+    rows.append(("wall time, min and max (s)", "%.2f, %.2f" % (min(walls), max(walls)), "", None))
+rows += [
     ("wall time (s)", "%.2f" % wall, "< 60", wall < 60),
     ("cpu user+sys (s)", "%.2f" % (user + sys_), "", None),
     ("peak RSS, GNU time (MiB)", "%.1f" % (rss_kb / 1024), "< 4096", rss_kb / 1024 < 4096),
