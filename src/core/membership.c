@@ -1902,9 +1902,6 @@ static void on_dead(struct member_core *c, uint32_t gid, uint32_t inc,
  * NACK would count against our health). */
 enum pick { PICK_ALIVE, PICK_GOSSIP };
 
-/* Picks up to k distinct random members other than self and `exclude`, of
- * those `pick` allows; bounded at 3 * count tries (as memberlist's
- * kRandomNodes). */
 enum { DRAWS_AHEAD = 6 };
 
 /* The first draws random_members(c, k, ...) will make, from the generator
@@ -1932,6 +1929,9 @@ static unsigned gossip_nodes(const struct member_core *c)
 	return c->cfg.gossip_nodes < 16 ? c->cfg.gossip_nodes : 16;
 }
 
+/* Picks up to k distinct random members other than self and `exclude`, of
+ * those `pick` allows; bounded at 3 * count tries (as memberlist's
+ * kRandomNodes). */
 static unsigned random_members(struct member_core *c, unsigned k, uint32_t exclude,
 			       enum pick pick, uint64_t now, uint32_t *out)
 {

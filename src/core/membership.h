@@ -296,7 +296,8 @@ void member_core_prefetch(const struct member_core *c, unsigned stage, bool send
 /* For a tick at now_ms that will gossip (after the core's stage 0): stage
  * 0 loads the probe order's slots of the first members the gossip will
  * draw (from the generator as it is now), stage 1 (an event or more later)
- * their table entries. */
+ * their table entries and addresses and the queued broadcasts the gossip's
+ * packets will take. */
 void member_core_prefetch_tick(const struct member_core *c, uint64_t now_ms, unsigned stage);
 /* For a packet from member from_gid that will be delivered to c (after
  * the core's stage 0): stage 0 loads the table entries of the sender and
