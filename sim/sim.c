@@ -953,25 +953,33 @@ static bool calls_core(const struct sim *s, const struct sim_ev *e)
 }
 
 /* Starts loading what the next events will touch while this one runs, in
- * a pipeline (member_core_prefetch's stages): the fifth event ahead gets
- * its core's hot fields and its packet's payload and hints loaded, the
- * third what the core's fields point to and the table entries its packet
- * is about (or, for a tick that will gossip, the probe order's slots of
- * the members it will draw), the next event one level further (the tiers'
- * newest items, what news about its packet's subjects would touch, or the
- * drawn members' entries and addresses). At 10,000 cores
- * every event's core is cold otherwise; two events' time per level let
- * the loads arrive (one was too little: about 8% more time at 10,000
- * nodes, and four too much). Events that will not call their core (stale
- * ticks, ticks with nothing due) get nothing. */
+ * a pipeline (member_core_prefetch's stages): the seventh event ahead gets
+ * its node's sim_hot entry loaded, which the fifth reads to decide whether
+ * the event will call its core (at 10,000 nodes the 240 kB array is not
+ * always in cache: a tenth of the samples in sim_run_until stood at that
+ * read); the fifth event ahead gets its core's hot fields and its packet's
+ * payload and hints loaded, the third what the core's fields point to and
+ * the table entries its packet is about (or, for a tick that will gossip,
+ * the probe order's slots of the members it will draw), the next event one
+ * level further (the tiers' newest items, what news about its packet's
+ * subjects would touch, or the drawn members' entries and addresses). At
+ * 10,000 cores every event's core is cold otherwise; two events' time per
+ * level let the loads arrive (one was too little: about 8% more time at
+ * 10,000 nodes, and four too much). Events that will not call their core
+ * (stale ticks, ticks with nothing due) get nothing. */
 static void prefetch_ahead(const struct sim *s)
 {
-	enum { STAGE2_AT = 1, STAGE1_AT = 3, STAGE0_AT = 5 };
+	enum { STAGE2_AT = 1, STAGE1_AT = 3, STAGE0_AT = 5, HOT_AT = 7 };
 	struct peek it = { .t = s->now, .ch = NULL, .pos = 0 };
 	unsigned n = 0;
 	const struct sim_ev *e;
-	while (n < STAGE0_AT && (e = peek_next(s, &it))) {
+	while (n < HOT_AT && (e = peek_next(s, &it))) {
 		n++;
+		if (n > STAGE0_AT) {
+			if (n == HOT_AT)
+				__builtin_prefetch(&s->hot[e->node]);
+			continue;
+		}
 		if (!calls_core(s, e))
 			continue;
 		const struct member_core *c = s->hot[e->node].core;
