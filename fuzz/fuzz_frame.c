@@ -60,6 +60,13 @@ static void write_corpus(const char *root)
 	put(buf, sizeof(buf), &len, STREAM_FRAME_STATE_CHUNK, chunk, 1);
 	put(buf, sizeof(buf), &len, STREAM_FRAME_STATE_END, NULL, 0);
 	write_seed(dir, "state-full-frame", buf, len);
+	/* Past one frame's worth: the reassembly buffer grows (its doubling). */
+	len = 0;
+	put(buf, sizeof(buf), &len, STREAM_FRAME_STATE_CHUNK, chunk, sizeof(chunk));
+	put(buf, sizeof(buf), &len, STREAM_FRAME_STATE_CHUNK, chunk,
+	    SHOAL_TCP_FRAME_BYTES_MAX - sizeof(chunk) + 1);
+	put(buf, sizeof(buf), &len, STREAM_FRAME_STATE_END, NULL, 0);
+	write_seed(dir, "state-past-one-frame", buf, len);
 	len = 0;
 	put(buf, sizeof(buf), &len, STREAM_FRAME_ERROR,
 	    (const uint8_t *)"certificate expired", 19);
