@@ -115,12 +115,12 @@ static uint8_t *msg_room(struct wr *w, uint8_t type, size_t n)
 }
 
 
-/* Decodes one message body of a known type; the body must be consumed. */
+/* Decodes the body of one of the two variable-length types (PING_REQ,
+ * ALIVE; the fixed-size ones go through decode_fixed); the body must be
+ * consumed. */
 static bool decode_body(uint8_t type, struct rd *b, struct wire_msg *m)
 {
 	switch (type) {
-	case WIRE_PING:
-		return rd_u32(b, &m->seq) && rd_copy(b, m->id, sizeof(m->id));
 	case WIRE_PING_REQ: {
 		uint8_t nack;
 		if (!rd_u32(b, &m->seq) || !rd_copy(b, m->id, sizeof(m->id)) ||
@@ -129,19 +129,13 @@ static bool decode_body(uint8_t type, struct rd *b, struct wire_msg *m)
 		m->want_nack = nack;
 		return true;
 	}
-	case WIRE_ACK:
-	case WIRE_NACK:
-		return rd_u32(b, &m->seq);
 	case WIRE_ALIVE:
 		return rd_u32(b, &m->incarnation) && rd_copy(b, m->id, sizeof(m->id)) &&
 		       addr_get(b, &m->addr) &&
 		       get_label(b, m->name, SHOAL_NAME_BYTES_MAX) &&
 		       get_tags(b, &m->tags_count, m->tags);
-	case WIRE_SUSPECT:
-	case WIRE_DEAD:
-		return rd_u32(b, &m->incarnation) && rd_copy(b, m->id, sizeof(m->id)) &&
-		       rd_copy(b, m->from_id, sizeof(m->from_id));
 	default:
+		assert(0 && "fixed-size types are decoded by decode_fixed");
 		return false;
 	}
 }
