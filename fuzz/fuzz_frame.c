@@ -71,6 +71,14 @@ static void write_corpus(const char *root)
 	put(buf, sizeof(buf), &len, STREAM_FRAME_ERROR,
 	    (const uint8_t *)"certificate expired", 19);
 	write_seed(dir, "error", buf, len);
+	/* A probe's stream ping and its answer. */
+	static const uint8_t seq[STREAM_PING_PAYLOAD_BYTES] = {0, 0, 1, 7};
+	len = 0;
+	put(buf, sizeof(buf), &len, STREAM_FRAME_PING, seq, sizeof(seq));
+	write_seed(dir, "ping", buf, len);
+	len = 0;
+	put(buf, sizeof(buf), &len, STREAM_FRAME_PONG, seq, sizeof(seq));
+	write_seed(dir, "pong", buf, len);
 	/* Type 1 was CERT (TLS); now refused as unknown. */
 	static const uint8_t retired_cert[] = {1, 0, 0, 0, 2, 0xab, 0xcd};
 	write_seed(dir, "cert-then-end", retired_cert, sizeof(retired_cert));

@@ -62,15 +62,17 @@ enum ev_kind {
 	EV_PUSHPULL,
 	EV_DATAGRAM,    /* a layer's datagram (sim_send_datagram) */
 	EV_TIMER,       /* a layer's timer (sim_schedule) */
+	EV_STREAM_PING, /* a stream ping's answer reaches the prober */
 };
 
 /* 24 bytes; queues move these around, so keep them small. */
 struct sim_ev {
 	uint64_t key;   /* (time << SEQ_BITS) | seq */
-	uint32_t node;  /* tick: node; packet: receiver; push-pull: initiator */
-	uint32_t a;     /* tick: node epoch; packet: sender; push-pull: peer */
-	uint32_t b;     /* push-pull: initiator epoch; packet: payload slot */
-	uint16_t c;     /* packet: length; push-pull: join flag */
+	uint32_t node;  /* tick: node; packet: receiver; push-pull, stream ping: initiator */
+	uint32_t a;     /* tick: node epoch; packet: sender; push-pull, stream ping: peer */
+	uint32_t b;     /* push-pull: initiator epoch; packet: payload slot; stream ping: seq */
+	uint16_t c;     /* packet: length; push-pull: join flag; stream ping: the
+			 * initiator's epoch, low 16 bits */
 	uint8_t kind;
 	uint8_t h;      /* packet: subject hints stored after the payload */
 };
@@ -751,6 +753,31 @@ static void start_pushpull(struct sim *s, uint32_t from, const struct member_out
 		  o->join ? 1 : 0, 0);
 }
 
+/* memberlist's TCP fallback over the modelled stream: the connection (SYN,
+ * SYN-ACK), the handshake's three messages, the ping and its answer, seven
+ * segments one way or the other. Each is lost with the datagram loss
+ * probability and then sent again after TCP's retransmission timeout (1 s
+ * for the connection's two, 200 ms, TCP's minimum, for the rest). An answer
+ * that would arrive after the probe's deadline is of no use, and a member
+ * that is down or across a partition never answers: neither is queued (a
+ * failed stream ping needs no call into the core). */
+static void start_stream_ping(struct sim *s, uint32_t from, const struct member_out *o)
+{
+	uint32_t to = addr_node(s, &o->to);
+	if (to == UINT32_MAX || to == from || !s->nodes[to].up || !reachable(s, from, to))
+		return;
+	uint64_t t = s->now;
+	for (unsigned seg = 0; seg < 7 && t < o->deadline_ms; seg++) {
+		while (s->cfg.net.loss > 0 && t < o->deadline_ms &&
+		       rng_unit(&s->rng) < s->cfg.net.loss)
+			t += seg < 2 ? 1000 : 200;
+		t += draw_latency(s);
+	}
+	if (t >= o->deadline_ms)
+		return;
+	heap_push(s, t, EV_STREAM_PING, from, to, o->seq, (uint16_t)s->nodes[from].epoch, 0);
+}
+
 /* Drains every output of node idx and schedules its next tick. `ticked` says
  * the core was just ticked at now: a deadline still due is pushed 1 ms out so
  * a core that never settles cannot spin the simulator. */
@@ -795,6 +822,9 @@ static void drain(struct sim *s, uint32_t idx, bool ticked)
 			break;
 		case MEMBER_OUT_PUSHPULL:
 			start_pushpull(s, idx, o);
+			break;
+		case MEMBER_OUT_STREAM_PING:
+			start_stream_ping(s, idx, o);
 			break;
 		case MEMBER_OUT_EVENT:
 			on_member_event(s, idx, &o->ev);
@@ -929,6 +959,12 @@ static void dispatch(struct sim *s, const struct sim_ev *ev)
 			s->hooks.datagram(s->hooks.arg, ev->node, ev->a,
 					  slot_data(s, ev->b), ev->c);
 		slot_release(s, ev->b);
+		break;
+	case EV_STREAM_PING:
+		/* The member answered if it is still up when its answer left
+		 * (a restart keeps its key, which the handshake proves). */
+		if (nd->up && (uint16_t)nd->epoch == ev->c && s->nodes[ev->a].up)
+			member_core_stream_ping_done(nd->core, ev->b, s->now);
 		break;
 	case EV_TIMER:
 		if (s->hooks.timer)
@@ -1224,6 +1260,8 @@ static void add_core_counters(struct sim_metrics *m, const struct member_stats *
 	m->refutations_direct += st->refutations_direct;
 	m->stale_answers += st->stale_answers;
 	m->suspicions_rechecked += st->suspicions_rechecked;
+	m->stream_pings_sent += st->stream_pings_sent;
+	m->probes_stream_only += st->probes_stream_only;
 	m->deaths_declared += st->deaths_declared;
 	m->outbox_dropped += st->outbox_dropped;
 	m->broadcasts_dropped += st->broadcasts_dropped;

@@ -101,6 +101,8 @@ struct sim_metrics {
 	uint64_t refutations_direct;  /* current ALIVE sent straight to an accuser */
 	uint64_t stale_answers;       /* a third member's current ALIVE sent to its stale accuser */
 	uint64_t suspicions_rechecked; /* unconfirmed suspicions put to the member at expiry */
+	uint64_t stream_pings_sent;   /* probes that also asked over a stream (memberlist's TCP ping) */
+	uint64_t probes_stream_only;  /* probes only the stream answered: no suspicion */
 	uint64_t outbox_dropped, broadcasts_dropped;
 	uint64_t tick_overdue;        /* core asked to be ticked again at once */
 };

@@ -218,6 +218,8 @@ static int print_json(const struct sim_opts *o, const struct sim_report *r, doub
 		{"refutations_direct", m->refutations_direct},
 		{"stale_answers", m->stale_answers},
 		{"suspicions_rechecked", m->suspicions_rechecked},
+		{"stream_pings_sent", m->stream_pings_sent},
+		{"probes_stream_only", m->probes_stream_only},
 		{"deaths_declared", m->deaths_declared},
 		{"outbox_dropped", m->outbox_dropped},
 		{"broadcasts_dropped", m->broadcasts_dropped},

@@ -365,6 +365,7 @@ void member_config_default(struct member_config *c)
 	c->dead_reclaim_ms = 0;
 	c->reconnect_interval_ms = 30000;
 	c->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_MAX;
+	c->stream_pings = true;
 	c->sim_gids = false;
 }
 
@@ -544,6 +545,8 @@ struct out_item {
 	struct shoal_addr to;
 	uint32_t to_gid;
 	bool join;
+	uint32_t seq;         /* stream ping */
+	uint64_t deadline_ms; /* stream ping */
 	size_t off, len;
 	struct member_event ev;
 };
@@ -618,6 +621,7 @@ struct member_core {
 	uint32_t probe_gid;
 	uint32_t probe_seq;
 	bool probe_acked;
+	bool probe_stream_ok; /* its stream ping reached the member */
 	uint32_t nacks_expected, nacks_got;
 	uint32_t seq;
 
@@ -2006,6 +2010,7 @@ static void probe_start(struct member_core *c, uint64_t now)
 	c->probe_gid = target;
 	c->probe_seq = ++c->seq;
 	c->probe_acked = false;
+	c->probe_stream_ok = false;
 	c->nacks_expected = c->nacks_got = 0;
 	c->probe_indirect_ms = now + c->cfg.probe_timeout_ms;
 	c->probe_end_ms = now + interval;
@@ -2048,6 +2053,27 @@ static void probe_indirect(struct member_core *c, uint64_t now)
 		send_one(c, peers[i], addr_of(c, peers[i]), &m);
 	}
 	c->nacks_expected = got;
+	/* memberlist's fallback: ask the member itself over a stream too,
+	 * by the probe's end. A member whose datagrams are being lost (a
+	 * lossy path, a full socket buffer, a firewall that drops UDP) is
+	 * then not suspected for it. (Not when the probe is already over: a
+	 * clock that jumped past both stages, after a stall.) */
+	if (c->cfg.stream_pings && now < c->probe_end_ms) {
+		struct out_item *o = out_push(c, MEMBER_OUT_STREAM_PING);
+		if (o) {
+			o->to = *addr_of(c, c->probe_gid);
+			o->to_gid = c->probe_gid;
+			o->seq = c->probe_seq;
+			o->deadline_ms = c->probe_end_ms;
+			c->stats.stream_pings_sent++;
+		}
+	}
+}
+
+void member_core_stream_ping_done(struct member_core *c, uint32_t seq, uint64_t now_ms)
+{
+	if (c->stage == PROBE_INDIRECT && seq == c->probe_seq && now_ms < c->probe_end_ms)
+		c->probe_stream_ok = true;
 }
 
 /* Sends member gid our SUSPECT of it at inc, in a packet of its own: it
@@ -2070,6 +2096,13 @@ static void probe_end(struct member_core *c, uint64_t now)
 	c->stage = PROBE_IDLE;
 	if (c->probe_acked)
 		return;
+	if (c->probe_stream_ok) {
+		/* As memberlist: no suspicion. Unlike memberlist, the health
+		 * score is left as it is (only a direct ack lowers it here: a
+		 * probe that needed help says something about our own path). */
+		c->stats.probes_stream_only++;
+		return;
+	}
 	int delta = 0;
 	if (c->nacks_expected > 0) {
 		if (c->nacks_got < c->nacks_expected)
@@ -3133,6 +3166,8 @@ bool member_core_poll(struct member_core *c, struct member_out *out)
 	out->to = o->to;
 	out->to_gid = o->to_gid;
 	out->join = o->join;
+	out->seq = o->seq;
+	out->deadline_ms = o->deadline_ms;
 	out->ev = o->ev;
 	if (o->kind == MEMBER_OUT_PACKET) {
 		out->data = c->arena + o->off;

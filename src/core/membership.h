@@ -72,6 +72,10 @@ struct member_config {
 	uint32_t reconnect_interval_ms;      /* 30000: push-pull with a random dead member, as
 					      * Serf's reconnect does, so partitions heal; 0 = off */
 	uint32_t payload_bytes_max;          /* SHOAL_UDP_PAYLOAD_BYTES_MAX */
+	/* memberlist's TCP fallback: while a probe's indirect pings run, also
+	 * ask the target directly over a stream (MEMBER_OUT_STREAM_PING); a
+	 * probe that only the stream answered raises no suspicion. true. */
+	bool stream_pings;
 	/* The simulator's cores, which share one directory: send and accept
 	 * packets in the simulator's form (WIRE_VERSION_SIM, accusations by
 	 * gid), the same run with a fifth of the bytes to write and scan.
@@ -134,6 +138,9 @@ enum member_out_kind {
 	MEMBER_OUT_PACKET = 1,   /* send payload by UDP to `to` */
 	MEMBER_OUT_PUSHPULL,     /* open a push-pull exchange with `to` */
 	MEMBER_OUT_EVENT,        /* membership changed */
+	MEMBER_OUT_STREAM_PING,  /* ask `to` (to_gid) over a stream whether it is up,
+				  * by deadline_ms; report a contact with
+				  * member_core_stream_ping_done(seq) */
 };
 
 struct member_out {
@@ -141,6 +148,8 @@ struct member_out {
 	struct shoal_addr to;
 	uint32_t to_gid;         /* UINT32_MAX when only the address is known */
 	bool join;               /* push-pull: this is a join */
+	uint32_t seq;            /* stream ping: the probe it answers */
+	uint64_t deadline_ms;    /* stream ping: no use after this */
 	const uint8_t *data;     /* packet payload; valid until the next core call */
 	size_t len;
 	/* packet, with shared outputs only (else NULL): per message of the
@@ -163,6 +172,9 @@ struct member_stats {
 	uint64_t probes_sent;
 	uint64_t indirect_probes_sent;
 	uint64_t probes_failed;
+	uint64_t stream_pings_sent;     /* probes that also asked over a stream */
+	uint64_t probes_stream_only;    /* probes only the stream answered: the
+					 * member's datagrams are being lost */
 	uint64_t suspects_raised;
 	uint64_t refutations;
 	uint64_t refutations_direct;    /* current ALIVE sent straight to an accuser
@@ -235,6 +247,11 @@ int member_core_recv_packet_hinted(struct member_core *c,
 				   const struct shoal_addr *from, const uint8_t *payload,
 				   size_t len, const uint32_t *hints, size_t n_hints,
 				   uint64_t now_ms);
+
+/* The stream ping of MEMBER_OUT_STREAM_PING `seq` reached its member (the
+ * stream's handshake proved the member's key) before its deadline. A late
+ * or unknown seq changes nothing; a failed stream ping needs no call. */
+void member_core_stream_ping_done(struct member_core *c, uint32_t seq, uint64_t now_ms);
 
 /* Encodes this node's full state for a push-pull into a malloc'd buffer. */
 int member_core_encode_state(struct member_core *c, bool join, uint8_t **out,

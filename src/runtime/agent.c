@@ -92,6 +92,18 @@ struct pp_job {
 	int rc;
 };
 
+/* A probe's stream ping (memberlist's TCP fallback), on the thread pool. */
+struct ping_job {
+	uv_work_t req;
+	struct agent *a;
+	struct shoal_addr to;
+	uint8_t expect_id[SHOAL_NODE_ID_BYTES];
+	bool has_expect;
+	uint32_t seq;
+	uint64_t deadline_ms; /* mono_ms, the core's clock */
+	int rc;
+};
+
 struct agent {
 	struct shoal_config cfg;
 	uv_loop_t loop;
@@ -136,6 +148,11 @@ struct agent {
 	uint8_t udp_tx[SHOAL_UDP_PACKET_BYTES_MAX];
 	uint64_t udp_send_errors;
 	uint64_t udp_oversized;
+	/* Fault injection for tests (SHOAL_TEST_DROP_UDP=1 in the environment):
+	 * every datagram received is dropped unread, as behind a firewall that
+	 * drops UDP; streams still work. Counted in udp_test_dropped. */
+	bool test_drop_udp;
+	uint64_t udp_test_dropped;
 	uint64_t pushpull_failed;
 	uint64_t conns_refused;
 };
@@ -228,6 +245,7 @@ static void pick_advertise(struct agent *a)
 /* --- draining the core ------------------------------------------------------ */
 
 static void start_pushpull(struct agent *a, const struct member_out *o);
+static void start_stream_ping(struct agent *a, const struct member_out *o);
 static void arm_timer(struct agent *a);
 static void save_members(struct agent *a);
 static json_t *status_json(struct agent *a);
@@ -298,6 +316,9 @@ static void drain(struct agent *a)
 		case MEMBER_OUT_PUSHPULL:
 			start_pushpull(a, &o);
 			break;
+		case MEMBER_OUT_STREAM_PING:
+			start_stream_ping(a, &o);
+			break;
 		case MEMBER_OUT_EVENT:
 			log_event(a, &o.ev);
 			a->peers_dirty = true;
@@ -351,6 +372,10 @@ static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 	struct agent *a = h->data;
 	if (nread <= 0 || !from || a->closing)
 		return;
+	if (a->test_drop_udp) {
+		a->udp_test_dropped++;
+		return;
+	}
 	if (flags & UV_UDP_PARTIAL) {
 		a->udp_oversized++;
 		return;
@@ -457,6 +482,61 @@ static void start_pushpull(struct agent *a, const struct member_out *o)
 	a->jobs_active++;
 }
 
+/* --- stream ping: outgoing (libuv thread pool) ------------------------------ */
+
+static void ping_work(uv_work_t *req)
+{
+	struct ping_job *j = req->data;
+	j->rc = stream_ping_client(j->a->stream, &j->to, j->has_expect ? j->expect_id : NULL,
+				   j->seq, j->deadline_ms, wall_ms());
+}
+
+static void ping_done(uv_work_t *req, int status)
+{
+	struct ping_job *j = req->data;
+	struct agent *a = j->a;
+	a->jobs_active--;
+	if (!a->closing) {
+		char addr[SHOAL_ADDR_STR_MAX];
+		if (status == 0 && j->rc == 0) {
+			member_core_stream_ping_done(a->core, j->seq, mono_ms());
+			drain(a);
+		} else {
+			log_debug("stream_ping_failed", "peer=%s reason=\"%s\"",
+				  addr_format(&j->to, addr),
+				  shoal_strerror(j->rc ? j->rc : SHOAL_EIO));
+		}
+	}
+	free(j);
+}
+
+/* One at a time at most (the core has one probe in flight), and never past
+ * the probe's end: a thread-pool thread is held for under a probe interval. */
+static void start_stream_ping(struct agent *a, const struct member_out *o)
+{
+	if (a->jobs_active >= SHOAL_TCP_CONNS_MAX || a->closing || mono_ms() >= o->deadline_ms)
+		return;
+	struct ping_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->a = a;
+	j->to = o->to;
+	j->seq = o->seq;
+	j->deadline_ms = o->deadline_ms;
+	const struct member_identity *id =
+		o->to_gid != UINT32_MAX ? member_dir_get(a->dir, o->to_gid) : NULL;
+	if (id) {
+		memcpy(j->expect_id, id->id, SHOAL_NODE_ID_BYTES);
+		j->has_expect = true;
+	}
+	j->req.data = j;
+	if (uv_queue_work(&a->loop, &j->req, ping_work, ping_done) != 0) {
+		free(j);
+		return;
+	}
+	a->jobs_active++;
+}
+
 /* --- push-pull: incoming (listener + connection threads) -------------------- */
 
 struct conn_arg {
@@ -533,6 +613,9 @@ static void *conn_main(void *arg)
 		stream_close(c);
 	if (rc == 0 && first.type == STREAM_FRAME_SYNC) {
 		replica_serve(a->rep, c, &first, &peer);
+		rc = SHOAL_ENOTFOUND; /* no membership state to merge */
+	} else if (rc == 0 && first.type == STREAM_FRAME_PING) {
+		(void)stream_ping_serve_conn(c, &first);
 		rc = SHOAL_ENOTFOUND; /* no membership state to merge */
 	} else if (rc == 0) {
 		rc = stream_pushpull_serve_conn(c, &first, conn_get_state, a, &remote,
@@ -779,7 +862,7 @@ static json_t *status_json(struct agent *a)
 	hex_encode(a->ident.fleet.fleet_id, SHOAL_FLEET_ID_BYTES, fleet);
 	const struct member_stats *st = member_core_stats(a->core);
 	json_t *counters = json_pack(
-		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 		"packets_sent", (json_int_t)st->packets_sent,
 		"packet_bytes_sent", (json_int_t)st->packet_bytes_sent,
 		"packets_received", (json_int_t)st->packets_received,
@@ -788,6 +871,8 @@ static json_t *status_json(struct agent *a)
 		"probes_sent", (json_int_t)st->probes_sent,
 		"indirect_probes_sent", (json_int_t)st->indirect_probes_sent,
 		"probes_failed", (json_int_t)st->probes_failed,
+		"stream_pings_sent", (json_int_t)st->stream_pings_sent,
+		"probes_stream_only", (json_int_t)st->probes_stream_only,
 		"suspects_raised", (json_int_t)st->suspects_raised,
 		"refutations", (json_int_t)st->refutations,
 		"refutations_direct", (json_int_t)st->refutations_direct,
@@ -801,7 +886,8 @@ static json_t *status_json(struct agent *a)
 		"broadcasts_dropped", (json_int_t)st->broadcasts_dropped,
 		"outbox_dropped", (json_int_t)st->outbox_dropped,
 		"udp_send_errors", (json_int_t)a->udp_send_errors,
-		"udp_oversized", (json_int_t)a->udp_oversized);
+		"udp_oversized", (json_int_t)a->udp_oversized,
+		"udp_test_dropped", (json_int_t)a->udp_test_dropped);
 	struct stream_stats ss;
 	stream_stats_get(a->stream, &ss);
 	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:b,s:I,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:o,s:o,s:o}",
@@ -1069,6 +1155,10 @@ static int start(struct agent *a)
 	id_short(a->ident.kp.pk, idhex);
 	log_info("agent_start", "id=%s addr=%s bind=%s inc=%u seeds=%zu data=%s", idhex,
 		 addr_format(&a->advertise, adv), bindstr, inc, a->seeds_count, a->cfg.data);
+	const char *drop = getenv("SHOAL_TEST_DROP_UDP");
+	a->test_drop_udp = drop && strcmp(drop, "1") == 0;
+	if (a->test_drop_udp)
+		log_warn("test_fault", "what=\"every datagram received is dropped (SHOAL_TEST_DROP_UDP=1)\"");
 	if (a->seeds_count)
 		member_core_join(a->core, a->seeds, a->seeds_count, mono_ms());
 	drain(a);

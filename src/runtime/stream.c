@@ -137,6 +137,11 @@ int stream_frame_decode(const uint8_t *buf, size_t len, struct stream_frame *out
 		if (plen == 0)
 			return SHOAL_EPROTO;
 		break;
+	case STREAM_FRAME_PING:
+	case STREAM_FRAME_PONG:
+		if (plen != STREAM_PING_PAYLOAD_BYTES)
+			return SHOAL_EPROTO;
+		break;
 	default:
 		return SHOAL_EPROTO;
 	}
@@ -1087,14 +1092,13 @@ static int establish(struct stream_conn *c, enum noise_role role, const uint8_t 
 	return rc;
 }
 
-int stream_connect(struct stream_ctx *ctx, const struct shoal_addr *to,
-		   const uint8_t *expected_peer_id, uint64_t now_ms,
-		   struct stream_conn **out, struct stream_peer *peer)
+/* stream_connect with its own deadline (mono_ms clock). */
+static int connect_until(struct stream_ctx *ctx, const struct shoal_addr *to,
+			 const uint8_t *expected_peer_id, uint64_t now_ms,
+			 uint64_t deadline_ms, struct stream_conn **out,
+			 struct stream_peer *peer)
 {
-	assert(ctx != NULL && to != NULL);
-	assert(out != NULL && peer != NULL);
 	int fd;
-	uint64_t deadline_ms = mono_ms() + ctx->timeout_ms;
 	int rc = tcp_connect(to, deadline_ms, &fd);
 	if (rc == SHOAL_ETIMEDOUT)
 		return count(ctx, STREAM_R_TIMEOUT, rc);
@@ -1109,6 +1113,16 @@ int stream_connect(struct stream_ctx *ctx, const struct shoal_addr *to,
 	if (rc == 0)
 		*out = c;
 	return rc;
+}
+
+int stream_connect(struct stream_ctx *ctx, const struct shoal_addr *to,
+		   const uint8_t *expected_peer_id, uint64_t now_ms,
+		   struct stream_conn **out, struct stream_peer *peer)
+{
+	assert(ctx != NULL && to != NULL);
+	assert(out != NULL && peer != NULL);
+	return connect_until(ctx, to, expected_peer_id, now_ms, mono_ms() + ctx->timeout_ms,
+			     out, peer);
 }
 
 int stream_accept(struct stream_ctx *ctx, int fd, uint64_t now_ms,
@@ -1140,6 +1154,56 @@ void stream_close(struct stream_conn *c)
 	assert(c->wlen == 0);
 	(void)shutdown(c->fd, SHUT_WR);
 	conn_abort(c);
+}
+
+/* --- ping (memberlist's TCP fallback for a failed probe) ------------------ */
+
+int stream_ping_client(struct stream_ctx *ctx, const struct shoal_addr *to,
+		       const uint8_t *expected_peer_id, uint32_t seq,
+		       uint64_t deadline_mono_ms, uint64_t now_ms)
+{
+	assert(ctx != NULL && to != NULL);
+	if (mono_ms() >= deadline_mono_ms)
+		return count(ctx, STREAM_R_TIMEOUT, SHOAL_ETIMEDOUT);
+	struct stream_conn *c;
+	struct stream_peer peer;
+	int rc = connect_until(ctx, to, expected_peer_id, now_ms, deadline_mono_ms, &c, &peer);
+	if (rc != 0)
+		return rc;
+	uint8_t p[STREAM_PING_PAYLOAD_BYTES];
+	struct wr w = wr_init(p, sizeof(p));
+	wr_u32(&w, seq);
+	assert(wr_ok(&w));
+	struct stream_frame f;
+	rc = stream_send_frame(c, STREAM_FRAME_PING, p, sizeof(p));
+	if (rc == 0)
+		rc = stream_recv_frame(c, &f);
+	if (rc == 0 && (f.type != STREAM_FRAME_PONG || memcmp(f.payload, p, sizeof(p)) != 0))
+		rc = count(ctx, STREAM_R_MALFORMED, SHOAL_EPROTO);
+	if (rc != 0) {
+		conn_abort(c);
+		return rc;
+	}
+	stream_close(c);
+	count(ctx, STREAM_R_CONNECTED, 0);
+	return 0;
+}
+
+int stream_ping_serve_conn(struct stream_conn *c, const struct stream_frame *first)
+{
+	assert(c != NULL && first != NULL && first->type == STREAM_FRAME_PING);
+	assert(first->len == STREAM_PING_PAYLOAD_BYTES);
+	struct stream_ctx *ctx = c->ctx;
+	uint8_t p[STREAM_PING_PAYLOAD_BYTES];
+	memcpy(p, first->payload, sizeof(p)); /* (the payload is in c's buffer) */
+	int rc = stream_send_frame(c, STREAM_FRAME_PONG, p, sizeof(p));
+	if (rc != 0) {
+		conn_abort(c);
+		return rc;
+	}
+	linger_for_close(c);
+	conn_abort(c);
+	return count(ctx, STREAM_R_SERVED, 0);
 }
 
 /* --- push-pull ----------------------------------------------------------- */

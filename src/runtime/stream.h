@@ -84,7 +84,10 @@ enum stream_frame_type {
 	STREAM_FRAME_STATE_END = 3,
 	STREAM_FRAME_ERROR = 4,
 	STREAM_FRAME_SYNC = 5,
+	STREAM_FRAME_PING = 6,   /* the probe's seq (u32): are you up? */
+	STREAM_FRAME_PONG = 7,   /* the same seq back */
 };
+#define STREAM_PING_PAYLOAD_BYTES 4
 
 struct stream_frame {
 	uint8_t type;            /* enum stream_frame_type */
@@ -237,6 +240,18 @@ int stream_pushpull_client(struct stream_ctx *ctx, const struct shoal_addr *to,
 			   const uint8_t *local_state, size_t local_len,
 			   uint8_t **remote_state, size_t *remote_len,
 			   struct stream_peer *peer, uint64_t now_ms) SHOAL_MUST_CHECK;
+
+/* memberlist's TCP ping: connects to `to` (whose node id must be
+ * expected_peer_id when that is given), sends PING(seq) and waits for
+ * PONG(seq), all before deadline_mono_ms (mono_ms clock). 0: the peer
+ * proved its key and answered; else SHOAL_ETIMEDOUT, SHOAL_ECONN,
+ * SHOAL_EPROTO (a wrong answer) or a handshake refusal. */
+int stream_ping_client(struct stream_ctx *ctx, const struct shoal_addr *to,
+		       const uint8_t *expected_peer_id, uint32_t seq,
+		       uint64_t deadline_mono_ms, uint64_t now_ms) SHOAL_MUST_CHECK;
+/* Server side of a ping on an accepted conn whose first frame (a PING)
+ * the caller already read: answers PONG with its seq, closes c (always). */
+int stream_ping_serve_conn(struct stream_conn *c, const struct stream_frame *first);
 
 /* Called by the server once the client's state has arrived: sets *state to
  * a malloc'd buffer (the server frees it) and *len; returns 0 or SHOAL_E*. */

@@ -94,16 +94,17 @@ class Lab:
         finally:
             s.close()
 
-    def start(self, name, join=None, extra=(), wait=False):
+    def start(self, name, join=None, extra=(), wait=False, env=None):
         """Starts the agent for data dir `name` (log: name.log); with wait,
-        until its control socket answers."""
+        until its control socket answers. env: variables added to ours."""
         args = [self.shoal, "agent", "--data", name, "--bind",
                 f"127.0.0.1:{self.ports[name]}", *extra]
         if join:
             args += ["--join", f"127.0.0.1:{self.ports[join]}"]
         log = open(os.path.join(self.work, f"{name}.log"), "a")
         self.procs[name] = subprocess.Popen(args, cwd=self.work, stdout=log,
-                                            stderr=subprocess.STDOUT)
+                                            stderr=subprocess.STDOUT,
+                                            env={**os.environ, **(env or {})})
         t0 = time.monotonic()
         while wait and time.monotonic() - t0 < 20:
             if self.ask(name, {"cmd": "status"}):

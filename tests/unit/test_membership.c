@@ -32,6 +32,11 @@ struct net {
 	unsigned dead_about[NMAX][NMAX]; /* DEAD events per observer, per subject gid */
 	int max_health[NMAX]; /* highest Lifeguard health score seen */
 	unsigned packets;
+	/* Stream pings (MEMBER_OUT_STREAM_PING): how many were asked, and
+	 * whether they are answered (at once) where the member is up and on
+	 * the same side; `cut` does not stop them (it loses datagrams only). */
+	unsigned stream_pings;
+	bool answer_streams;
 	/* Poll every output of a call before calling another core (what
 	 * cores sharing an output space need, member_core_share_outputs):
 	 * outputs wait in held[] until the pump delivers them. */
@@ -141,6 +146,14 @@ static void net_deliver(struct net *net, size_t i, const struct member_out *o)
 		return;
 	}
 	int to = node_by_addr(net, &o->to);
+	if (o->kind == MEMBER_OUT_STREAM_PING) {
+		net->stream_pings++;
+		assert_true(o->deadline_ms > net->now);
+		if (net->answer_streams && to >= 0 && !net->down[to] && !net->down[i] &&
+		    !(net->split && net->side[to] != net->side[i]))
+			member_core_stream_ping_done(net->cores[i], o->seq, net->now);
+		return;
+	}
 	if (to < 0 || net->down[to] || net->down[i] || net->cut[i][to] ||
 	    (net->split && net->side[to] != net->side[i]))
 		return;
@@ -1258,6 +1271,118 @@ static void indirect_probe_saves_a_node_with_a_bad_link(void **state)
 	net_free(&net);
 }
 
+/* memberlist's TCP fallback: node 4's datagrams are all lost, but it
+ * answers over a stream. With stream pings answered nobody suspects it
+ * (nor does it suspect anyone); without, the others declare it dead. */
+static void datagrams_lost_both_ways(bool answer_streams)
+{
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 5, &cfg);
+	net_join_all(&net);
+	net.answer_streams = answer_streams;
+	for (size_t i = 0; i < 4; i++)
+		net.cut[i][4] = net.cut[4][i] = true;
+	net_run(&net, net.now + 90000);
+	assert_true(net.stream_pings > 0);
+	uint64_t rescued = 0;
+	for (size_t i = 0; i < 5; i++)
+		rescued += member_core_stats(net.cores[i])->probes_stream_only;
+	if (answer_streams) {
+		assert_true(rescued > 0);
+		for (size_t i = 0; i < 5; i++) {
+			for (size_t j = 0; j < 5; j++)
+				assert_int_equal(state_of(&net, i, j), MEMBER_ALIVE);
+			assert_int_equal(net.events[i][MEMBER_EV_SUSPECT], 0);
+		}
+	} else {
+		assert_int_equal(rescued, 0);
+		for (size_t i = 0; i < 4; i++)
+			assert_int_equal(state_of(&net, i, 4), MEMBER_DEAD);
+	}
+	net_free(&net);
+}
+
+static void stream_ping_saves_a_member_whose_datagrams_are_lost(void **state)
+{
+	(void)state;
+	datagrams_lost_both_ways(true);
+}
+
+static void without_stream_pings_that_member_is_declared_dead(void **state)
+{
+	(void)state;
+	datagrams_lost_both_ways(false);
+}
+
+/* The stream ping's rules, one probe at a time: asked when the indirect
+ * stage starts, for the probe's seq, by the probe's end; an answer for
+ * another seq, or one at or after the end, changes nothing; turned off by
+ * member_config.stream_pings. */
+static void stream_ping_answers_only_its_probe_in_time(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 4; mode++) {
+		/* 0: answered in time; 1: another seq; 2: at the deadline;
+		 * 3: stream pings off */
+		struct net net;
+		struct member_config cfg = cfg_default();
+		cfg.stream_pings = mode != 3;
+		net_init(&net, 2, &cfg);
+		net_join_all(&net);
+		net.down[1] = true; /* its datagrams go nowhere */
+		/* Tick node 0 until its probe of node 1 asks over a stream. */
+		struct member_out ping;
+		bool asked = false;
+		for (int steps = 0; steps < 100 && !asked; steps++) {
+			net.now = member_core_next_deadline(net.cores[0]);
+			member_core_tick(net.cores[0], net.now);
+			struct member_out o;
+			while (member_core_poll(net.cores[0], &o)) {
+				if (o.kind == MEMBER_OUT_STREAM_PING && !asked) {
+					ping = o;
+					asked = true;
+				}
+			}
+		}
+		if (mode == 3) {
+			assert_false(asked);
+			net_free(&net);
+			continue;
+		}
+		assert_true(asked);
+		assert_int_equal(node_by_addr(&net, &ping.to), 1);
+		assert_int_equal(ping.to_gid, member_dir_find(net.dir, net.ids[1].id));
+		/* the probe's end: one probe interval after its start, which
+		 * was one probe timeout before the indirect stage (now) */
+		assert_int_equal(ping.deadline_ms,
+				 net.now - cfg.probe_timeout_ms + cfg.probe_interval_ms);
+		if (mode == 0)
+			member_core_stream_ping_done(net.cores[0], ping.seq, net.now + 1);
+		else if (mode == 1)
+			member_core_stream_ping_done(net.cores[0], ping.seq + 1, net.now + 1);
+		/* run node 0 to the probe's end */
+		while (member_core_next_deadline(net.cores[0]) <= ping.deadline_ms) {
+			net.now = member_core_next_deadline(net.cores[0]);
+			if (mode == 2 && net.now == ping.deadline_ms)
+				member_core_stream_ping_done(net.cores[0], ping.seq, net.now);
+			member_core_tick(net.cores[0], net.now);
+			struct member_out o;
+			while (member_core_poll(net.cores[0], &o))
+				;
+		}
+		const struct member_stats *st = member_core_stats(net.cores[0]);
+		if (mode == 0) {
+			assert_int_equal(st->probes_stream_only, 1);
+			assert_int_equal(state_of(&net, 0, 1), MEMBER_ALIVE);
+		} else {
+			assert_int_equal(st->probes_stream_only, 0);
+			assert_int_equal(state_of(&net, 0, 1), MEMBER_SUSPECT);
+		}
+		net_free(&net);
+	}
+}
+
 static void partition_heals_through_reconnect(void **state)
 {
 	(void)state;
@@ -1740,6 +1865,9 @@ int main(void)
 		cmocka_unit_test(malformed_packet_changes_nothing),
 		cmocka_unit_test(ping_for_someone_else_is_ignored),
 		cmocka_unit_test(indirect_probe_saves_a_node_with_a_bad_link),
+		cmocka_unit_test(stream_ping_saves_a_member_whose_datagrams_are_lost),
+		cmocka_unit_test(without_stream_pings_that_member_is_declared_dead),
+		cmocka_unit_test(stream_ping_answers_only_its_probe_in_time),
 		cmocka_unit_test(partition_heals_through_reconnect),
 		cmocka_unit_test(joiner_announces_itself_first),
 		cmocka_unit_test(own_refutation_leads_the_packet),

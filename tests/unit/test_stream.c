@@ -1288,6 +1288,116 @@ static void silent_peer_times_out(void **state)
 	assert_int_equal(stat_of(x->cb, STREAM_R_TIMEOUT), 1);
 }
 
+/* --- ping (memberlist's TCP fallback) ------------------------------------ */
+
+enum ping_mode { PING_SERVE, PING_WRONG_SEQ, PING_SILENT };
+
+struct ping_server {
+	struct fx *x;
+	enum ping_mode mode;
+	int rc;
+	pthread_t thread;
+};
+
+static void *ping_server_main(void *arg)
+{
+	struct ping_server *p = arg;
+	struct fx *x = p->x;
+	int fd = accept(x->srv.lfd, NULL, NULL);
+	if (fd < 0) {
+		p->rc = SHOAL_EIO;
+		return NULL;
+	}
+	if (p->mode == PING_SILENT) {
+		uint8_t b[64];
+		while (read(fd, b, sizeof(b)) > 0) /* until the client gives up */
+			;
+		close(fd);
+		p->rc = 0;
+		return NULL;
+	}
+	struct stream_conn *c;
+	struct stream_peer peer;
+	struct stream_frame f;
+	p->rc = stream_accept(x->ca, fd, NOW, &c, &peer);
+	if (p->rc != 0)
+		return NULL;
+	p->rc = stream_recv_frame(c, &f);
+	if (p->rc != 0) {
+		stream_close(c);
+		return NULL;
+	}
+	if (f.type != STREAM_FRAME_PING) {
+		p->rc = SHOAL_EPROTO;
+		stream_close(c);
+	} else if (p->mode == PING_SERVE) {
+		p->rc = stream_ping_serve_conn(c, &f);
+	} else {
+		uint8_t other[STREAM_PING_PAYLOAD_BYTES];
+		memcpy(other, f.payload, sizeof(other));
+		other[3] ^= 1;
+		p->rc = stream_send_frame(c, STREAM_FRAME_PONG, other, sizeof(other));
+		stream_close(c);
+	}
+	return NULL;
+}
+
+static int ping_once(struct fx *x, enum ping_mode mode, const uint8_t *expect,
+		     uint32_t timeout_ms, int *server_rc)
+{
+	struct ping_server p = {.x = x, .mode = mode, .rc = 1};
+	assert_int_equal(pthread_create(&p.thread, NULL, ping_server_main, &p), 0);
+	int rc = stream_ping_client(x->cb, &x->addr, expect, 0x01020304u,
+				    now_mono_ms() + timeout_ms, NOW);
+	assert_int_equal(pthread_join(p.thread, NULL), 0);
+	*server_rc = p.rc;
+	return rc;
+}
+
+/* The stream ping: answered with its seq by the member we expected, or
+ * refused (another member's key, a wrong answer), and never past its
+ * deadline (which, not the stream timeout of 10 s, bounds it). */
+static void ping_over_stream(void **state)
+{
+	struct fx *x = *state;
+	int src;
+	assert_int_equal(ping_once(x, PING_SERVE, x->a.kp.pk, 2000, &src), 0);
+	assert_int_equal(src, 0);
+	assert_int_equal(stat_of(x->cb, STREAM_R_CONNECTED), 1);
+	assert_int_equal(stat_of(x->ca, STREAM_R_SERVED), 1);
+
+	/* a expected b's key: refused in the handshake */
+	assert_int_equal(ping_once(x, PING_SERVE, x->b.kp.pk, 2000, &src), SHOAL_ENOTFOUND);
+	assert_int_equal(stat_of(x->cb, STREAM_R_PEER_ID), 1);
+
+	/* an answer for another seq is no answer */
+	assert_int_equal(ping_once(x, PING_WRONG_SEQ, x->a.kp.pk, 2000, &src), SHOAL_EPROTO);
+	assert_int_equal(src, 0);
+	assert_int_equal(stat_of(x->cb, STREAM_R_MALFORMED), 1);
+
+	/* a peer that never answers: the deadline ends it */
+	uint64_t t0 = now_mono_ms();
+	assert_int_equal(ping_once(x, PING_SILENT, x->a.kp.pk, 300, &src), SHOAL_ETIMEDOUT);
+	uint64_t took = now_mono_ms() - t0;
+	assert_true(took >= 250);
+	assert_true(took < 5000);
+
+	/* a deadline already past: not even a connection */
+	uint64_t connects = stat_of(x->cb, STREAM_R_CONNECT);
+	assert_int_equal(stream_ping_client(x->cb, &x->addr, NULL, 1, now_mono_ms(), NOW),
+			 SHOAL_ETIMEDOUT);
+	assert_int_equal(stat_of(x->cb, STREAM_R_CONNECT), connects);
+
+	/* nobody listening: refused at once */
+	int fd;
+	struct shoal_addr closed;
+	listen_local(&fd, &closed);
+	close(fd);
+	assert_int_equal(stream_ping_client(x->cb, &closed, NULL, 1, now_mono_ms() + 2000, NOW),
+			 SHOAL_ECONN);
+	assert_int_equal(stat_of(x->cb, STREAM_R_CONNECT), connects + 1);
+}
+
 /* Not Noise at all: an HTTP request's first bytes are a length no msg 1
  * has. */
 static void not_noise_rejected(void **state)
@@ -1334,6 +1444,16 @@ static void frame_codec(void **state)
 	assert_int_equal(stream_frame_decode(retired_cert, 5, &f, &used), SHOAL_EPROTO);
 	const uint8_t huge[] = {STREAM_FRAME_ERROR, 0xff, 0xff, 0xff, 0xff};
 	assert_int_equal(stream_frame_decode(huge, 5, &f, &used), SHOAL_ETOOBIG);
+	/* A ping and its answer carry a seq, 4 bytes, no more, no less. */
+	const uint8_t ping[] = {STREAM_FRAME_PING, 0, 0, 0, 4, 1, 2, 3, 4};
+	assert_int_equal(stream_frame_decode(ping, sizeof(ping), &f, &used), 0);
+	assert_int_equal(f.len, 4);
+	const uint8_t pong_short[] = {STREAM_FRAME_PONG, 0, 0, 0, 3, 1, 2, 3};
+	assert_int_equal(stream_frame_decode(pong_short, sizeof(pong_short), &f, &used),
+			 SHOAL_EPROTO);
+	const uint8_t ping_long[] = {STREAM_FRAME_PING, 0, 0, 0, 5};
+	assert_int_equal(stream_frame_decode(ping_long, sizeof(ping_long), &f, &used),
+			 SHOAL_EPROTO);
 }
 
 static void reassembly_bounds(void **state)
@@ -1389,6 +1509,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(oversized_frame_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(silent_peer_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(not_noise_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(ping_over_stream, setup, teardown),
 		cmocka_unit_test(frame_codec),
 		cmocka_unit_test(reassembly_bounds),
 	};
