@@ -148,10 +148,16 @@ struct member_out {
 	struct shoal_addr to;
 	uint32_t to_gid;         /* UINT32_MAX when only the address is known */
 	bool join;               /* push-pull: this is a join */
-	uint32_t seq;            /* stream ping: the probe it answers */
-	uint64_t deadline_ms;    /* stream ping: no use after this */
-	const uint8_t *data;     /* packet payload; valid until the next core call */
-	size_t len;
+	union {
+		struct {
+			const uint8_t *data; /* packet payload; valid until the next core call */
+			size_t len;
+		};
+		struct {
+			uint64_t deadline_ms; /* stream ping: no use after this */
+			uint32_t seq;         /* stream ping: the probe it answers */
+		};
+	};
 	/* packet, with shared outputs only (else NULL): per message of the
 	 * payload, a hint: the directory gid of the member it is about (a
 	 * broadcast's subject) in the low 16 bits, its accuser's (SUSPECT,
