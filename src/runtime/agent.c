@@ -452,6 +452,18 @@ static void pp_done(uv_work_t *req, int status)
 	free(j);
 }
 
+/* The node id a stream to o's member must reach, when the core named the
+ * member (a join's seed is only an address). */
+static bool expected_id(struct agent *a, const struct member_out *o,
+			uint8_t out[SHOAL_NODE_ID_BYTES])
+{
+	const struct member_identity *id =
+		o->to_gid != UINT32_MAX ? member_dir_get(a->dir, o->to_gid) : NULL;
+	if (id)
+		memcpy(out, id->id, SHOAL_NODE_ID_BYTES);
+	return id != NULL;
+}
+
 static void start_pushpull(struct agent *a, const struct member_out *o)
 {
 	if (a->jobs_active >= SHOAL_TCP_CONNS_MAX || a->closing)
@@ -462,13 +474,7 @@ static void start_pushpull(struct agent *a, const struct member_out *o)
 	j->a = a;
 	j->to = o->to;
 	j->join = o->join;
-	if (o->to_gid != UINT32_MAX) {
-		const struct member_identity *id = member_dir_get(a->dir, o->to_gid);
-		if (id) {
-			memcpy(j->expect_id, id->id, SHOAL_NODE_ID_BYTES);
-			j->has_expect = true;
-		}
-	}
+	j->has_expect = expected_id(a, o, j->expect_id);
 	if (member_core_encode_state(a->core, o->join, &j->local, &j->local_len) != 0) {
 		free(j);
 		return;
@@ -523,12 +529,7 @@ static void start_stream_ping(struct agent *a, const struct member_out *o)
 	j->to = o->to;
 	j->seq = o->seq;
 	j->deadline_ms = o->deadline_ms;
-	const struct member_identity *id =
-		o->to_gid != UINT32_MAX ? member_dir_get(a->dir, o->to_gid) : NULL;
-	if (id) {
-		memcpy(j->expect_id, id->id, SHOAL_NODE_ID_BYTES);
-		j->has_expect = true;
-	}
+	j->has_expect = expected_id(a, o, j->expect_id);
 	j->req.data = j;
 	if (uv_queue_work(&a->loop, &j->req, ping_work, ping_done) != 0) {
 		free(j);
