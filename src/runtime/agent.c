@@ -505,8 +505,8 @@ static void ping_done(uv_work_t *req, int status)
 	if (!a->closing) {
 		char addr[SHOAL_ADDR_STR_MAX];
 		if (status == 0 && j->rc == 0) {
+			/* (it queues nothing and moves no deadline: no drain) */
 			member_core_stream_ping_done(a->core, j->seq, mono_ms());
-			drain(a);
 		} else {
 			log_debug("stream_ping_failed", "peer=%s reason=\"%s\"",
 				  addr_format(&j->to, addr),
