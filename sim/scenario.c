@@ -336,6 +336,7 @@ int sim_scenario_run(const struct sim_params *p, struct sim_report *r)
 	cfg.nodes = p->nodes;
 	cfg.seed = p->seed;
 	member_config_default(&cfg.member);
+	cfg.member.payload_bytes_max = sim_payload_bytes(p->nodes);
 	bool lossy = p->scenario == SIM_SCENARIO_LOSS || p->scenario == SIM_SCENARIO_RECORD;
 	double loss = p->loss >= 0 ? p->loss : (lossy ? 0.2 : 0.0);
 	double dup = p->dup >= 0 ? p->dup : (p->scenario == SIM_SCENARIO_LOSS ? 0.01 : 0.0);

@@ -37,6 +37,7 @@
 
 #include "shoal/error.h"
 #include "shoal/limits.h"
+#include "trust/identity.h"
 
 #define SEQ_BITS 36
 #define SEQ_MAX ((UINT64_C(1) << SEQ_BITS) - 1)
@@ -1117,11 +1118,33 @@ void sim_trace_mix(struct sim *s, uint64_t w) { hash_word(&s->trace_hash, w); }
 
 /* --- nodes ---------------------------------------------------------------- */
 
+#define SIM_NAME_FORMAT "n%u"
+
+uint32_t sim_payload_bytes(uint32_t nodes)
+{
+	/* The certificate of the node with the longest name: no tags, one
+	 * signature (a fleet's default threshold, 1 of 1). Every core gets
+	 * what that certificate leaves, as an agent gets what its own does. */
+	assert(nodes >= 1);
+	struct admission_cert c;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.name, sizeof(c.name), SIM_NAME_FORMAT, nodes - 1);
+	c.issued_ms = 1;
+	c.expires_ms = 2;
+	c.sigs_count = 1;
+	uint8_t buf[SHOAL_CERT_BYTES_MAX];
+	size_t len = 0;
+	int rc = cert_encode(&c, buf, sizeof(buf), &len);
+	assert(rc == 0 && len >= SHOAL_CERT_BYTES_MIN);
+	(void)rc;
+	return (uint32_t)SHOAL_UDP_PAYLOAD_BYTES_FOR_CERT(len);
+}
+
 static void make_identity(const struct sim *s, uint32_t idx, struct member_identity *id)
 {
 	memset(id, 0, sizeof(*id));
 	memcpy(id->id, s->nodes[idx].id, SHOAL_NODE_ID_BYTES);
-	snprintf(id->name, sizeof(id->name), "n%u", idx);
+	snprintf(id->name, sizeof(id->name), SIM_NAME_FORMAT, idx);
 	sim_node_addr(idx, &id->addr);
 }
 

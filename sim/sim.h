@@ -157,6 +157,10 @@ void sim_metrics(struct sim *s, struct sim_metrics *m);
  * that disagree with the bits. 0 when consistent. For tests. */
 uint64_t sim_verify_views(const struct sim *s);
 
+/* The payload bound of a simulated node: what a sealed datagram leaves
+ * beside the certificate of the longest-named of nodes nodes. */
+uint32_t sim_payload_bytes(uint32_t nodes);
+
 /* The worst-case time for every live node to see a crash, from the Lifeguard
  * parameters: max suspicion timeout plus probe and gossip slack. */
 uint64_t sim_detect_grace_ms(const struct member_config *mc, uint32_t nodes);

@@ -22,7 +22,22 @@
 
 /* --- transport ---------------------------------------------------------- */
 #define SHOAL_UDP_PACKET_BYTES_MAX   1400   /* sealed datagram on the wire */
-#define SHOAL_UDP_PAYLOAD_BYTES_MAX   820   /* core payload inside a packet */
+/* A sealed packet is 121 bytes of envelope (header 29, MAC 16, seq 8, two
+ * lengths 4, signature 64; src/runtime/seal.h), the sender's certificate
+ * and the core's payload; the payload gets what the certificate leaves. */
+#define SHOAL_UDP_SEAL_OVERHEAD_BYTES 121
+#define SHOAL_UDP_PAYLOAD_BYTES_FOR_CERT(cert_len) \
+	(SHOAL_UDP_PACKET_BYTES_MAX - SHOAL_UDP_SEAL_OVERHEAD_BYTES - (cert_len))
+/* The smallest certificate that can verify: a one-character name, no tags,
+ * one signature (version 1, fleet 16, node 32, name 2, tags_count 1,
+ * issued and expires 16, sigs_count 1, key index and signature 65). */
+#define SHOAL_CERT_BYTES_MIN          134
+/* Any packet's payload (the decoders' bound), and what a node with the
+ * largest certificate gets (the cores' default, safe for every node). */
+#define SHOAL_UDP_PAYLOAD_BYTES_MAX \
+	SHOAL_UDP_PAYLOAD_BYTES_FOR_CERT(SHOAL_CERT_BYTES_MIN) /* 1145 */
+#define SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT \
+	SHOAL_UDP_PAYLOAD_BYTES_FOR_CERT(SHOAL_CERT_BYTES_MAX) /* 879 */
 #define SHOAL_UDP_READS_PER_TICK_MAX   32   /* datagrams read per loop tick */
 #define SHOAL_REPLAY_WINDOW_BITS       64   /* per-sender replay window */
 #define SHOAL_REPLAY_SENDERS_MAX    16384   /* senders tracked for replay */
@@ -127,7 +142,7 @@
 
 /* --- dissemination: eager push and anti-entropy sync (DESIGN 4.5) ------ */
 #define SHOAL_REPL_FANOUT_MAX            16   /* peers one push round sends to */
-#define SHOAL_REPL_RECORDS_PER_PACKET_MAX 5   /* records in one push payload: 5 of the smallest fill it */
+#define SHOAL_REPL_RECORDS_PER_PACKET_MAX 7   /* records in one push payload: 7 of the smallest fill the largest */
 #define SHOAL_REPL_QUEUE_COUNT_MAX     1024   /* records waiting for push retransmits */
 #define SHOAL_REPL_PEERS_MAX   SHOAL_MEMBERS_MAX /* peers the core picks from */
 #define SHOAL_SYNC_MSG_BYTES_MAX (SHOAL_TCP_FRAME_BYTES_MAX - 5) /* one sync message: a stream frame's payload */

@@ -613,7 +613,7 @@ void config_to_member(const struct shoal_config *c, struct member_config *m)
 	m->push_pull_interval_ms = c->push_pull_interval_ms;
 	m->dead_reclaim_ms = c->dead_reclaim_ms;
 	m->reconnect_interval_ms = c->reconnect_interval_ms;
-	m->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_MAX;
+	m->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT; /* the agent sets its own */
 	m->stream_pings = true; /* memberlist's TCP fallback, always on */
 	m->sim_gids = false; /* an agent reads and sends the wire's form only */
 	assert(m->probe_interval_ms > 0);

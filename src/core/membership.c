@@ -364,7 +364,7 @@ void member_config_default(struct member_config *c)
 	c->push_pull_interval_ms = 30000;
 	c->dead_reclaim_ms = 0;
 	c->reconnect_interval_ms = 30000;
-	c->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_MAX;
+	c->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT;
 	c->stream_pings = true;
 	c->sim_gids = false;
 }

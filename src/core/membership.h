@@ -71,7 +71,9 @@ struct member_config {
 	uint32_t dead_reclaim_ms;            /* forget dead/left members after this; 0 = keep */
 	uint32_t reconnect_interval_ms;      /* 30000: push-pull with a random dead member, as
 					      * Serf's reconnect does, so partitions heal; 0 = off */
-	uint32_t payload_bytes_max;          /* SHOAL_UDP_PAYLOAD_BYTES_MAX */
+	uint32_t payload_bytes_max;          /* SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT; an agent
+					      * sets what its certificate leaves
+					      * (seal_payload_max) */
 	/* memberlist's TCP fallback: while a probe's indirect pings run, also
 	 * ask the target directly over a stream (MEMBER_OUT_STREAM_PING); a
 	 * probe that only the stream answered raises no suspicion. true. */

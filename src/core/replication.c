@@ -116,7 +116,7 @@ void repl_config_default(struct repl_config *c)
 	c->sync_interval_ms = 10000;
 	c->sync_backoff_max = 4;
 	c->gap_sync_delay_ms = 2000;
-	c->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_MAX;
+	c->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT;
 }
 
 bool repl_is_payload(const uint8_t *p, size_t len)

@@ -180,7 +180,7 @@ struct repl_config {
 	uint32_t sync_interval_ms;   /* 10000: mean time between syncs; 0 disables */
 	uint32_t sync_backoff_max;   /* 4: idle, the interval grows to this × the above (1: never) */
 	uint32_t gap_sync_delay_ms;  /* 2000: a gap brings the next sync this close */
-	uint32_t payload_bytes_max;  /* SHOAL_UDP_PAYLOAD_BYTES_MAX */
+	uint32_t payload_bytes_max;  /* default SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT; the agent: seal_payload_max */
 };
 
 void repl_config_default(struct repl_config *c);

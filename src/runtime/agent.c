@@ -1046,6 +1046,7 @@ static int start(struct agent *a)
 
 	struct member_config mc;
 	config_to_member(&a->cfg, &mc);
+	mc.payload_bytes_max = (uint32_t)seal_payload_max(&a->ident);
 	struct member_identity self;
 	memset(&self, 0, sizeof(self));
 	memcpy(self.id, a->ident.kp.pk, 32);

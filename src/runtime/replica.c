@@ -19,6 +19,7 @@
 #include "core/replication.h"
 #include "core/sync.h"
 #include "runtime/releases.h"
+#include "runtime/seal.h"
 #include "runtime/upstream.h"
 #include "shoal/hex.h"
 #include "shoal/limits.h"
@@ -1124,6 +1125,7 @@ int replica_open(const char *data_dir, const struct node_identity *self, uint32_
 	}
 	struct repl_config rc_cfg;
 	repl_config_default(&rc_cfg);
+	rc_cfg.payload_bytes_max = (uint32_t)seal_payload_max(self);
 	if (cfg->sync_interval_ms)
 		rc_cfg.sync_interval_ms = cfg->sync_interval_ms;
 	if (cfg->gossip_interval_ms)

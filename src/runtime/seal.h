@@ -131,7 +131,11 @@ void seal_ctx_free(struct seal_ctx *ctx);
 int seal_ctx_set_keyring(struct seal_ctx *ctx,
 			 const struct gossip_keyring *ring) SHOAL_MUST_CHECK;
 
-/* Seals payload (at most SHOAL_UDP_PAYLOAD_BYTES_MAX bytes) with the
+/* The largest payload self can seal: what a packet leaves after the
+ * envelope and self's certificate (SHOAL_UDP_PAYLOAD_BYTES_FOR_CERT). */
+size_t seal_payload_max(const struct node_identity *self);
+
+/* Seals payload (at most seal_payload_max(ctx->self) bytes) with the
  * primary key and the next seq into out (cap bytes); *out_len is the
  * datagram length. SHOAL_ETOOBIG if payload or output does not fit,
  * SHOAL_EFULL if seq is exhausted. */

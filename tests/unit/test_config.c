@@ -175,7 +175,7 @@ static void test_valid_file(void **state)
 	assert_int_equal(m.indirect_checks, 3);
 	assert_false(m.sim_gids); /* an agent never reads the simulator's form */
 	assert_int_equal(m.suspicion_max_timeout_mult, 6);
-	assert_int_equal(m.payload_bytes_max, SHOAL_UDP_PAYLOAD_BYTES_MAX);
+	assert_int_equal(m.payload_bytes_max, SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT);
 }
 
 /* Loads text and expects an error containing each of the needles. */

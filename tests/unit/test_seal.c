@@ -139,18 +139,78 @@ static void round_trip(void **state)
 	assert_int_equal(x->ca.stats.sent, 1);
 	assert_int_equal(seal_replay_count(&x->cb), 1);
 
-	/* The largest payload fits in one packet; one more byte does not. */
+	/* The largest payload a's certificate leaves fills one packet
+	 * exactly; one more byte does not fit. */
+	size_t max = seal_payload_max(&x->a);
+	assert_int_equal(max, SHOAL_UDP_PAYLOAD_BYTES_FOR_CERT(x->a.cert_len));
 	static uint8_t big[SHOAL_UDP_PAYLOAD_BYTES_MAX + 1];
 	memset(big, 'x', sizeof(big));
-	assert_int_equal(seal_packet(&x->ca, big, sizeof(big), p.b, sizeof(p.b), &p.len),
+	assert_int_equal(seal_packet(&x->ca, big, max + 1, p.b, sizeof(p.b), &p.len),
 			 SHOAL_ETOOBIG);
-	assert_int_equal(seal_packet(&x->ca, big, sizeof(big) - 1, p.b, sizeof(p.b),
-				     &p.len), 0);
-	assert_true(p.len <= SHOAL_UDP_PACKET_BYTES_MAX);
+	assert_int_equal(seal_packet(&x->ca, big, max, p.b, sizeof(p.b), &p.len), 0);
+	assert_int_equal(p.len, SHOAL_UDP_PACKET_BYTES_MAX);
 	assert_int_equal(seal_open(&x->cb, p.b, p.len, NOW, &s, &pl, &pl_len), 0);
-	assert_int_equal(pl_len, SHOAL_UDP_PAYLOAD_BYTES_MAX);
+	assert_int_equal(pl_len, max);
 	/* An output buffer too small is refused, not overrun. */
 	assert_int_equal(seal_packet(&x->ca, big, 10, p.b, 100, &p.len), SHOAL_ETOOBIG);
+}
+
+/* The payload gets what the sender's certificate leaves: the smallest
+ * certificate that verifies is SHOAL_CERT_BYTES_MIN and leaves the largest
+ * payload any packet carries; the largest certificate leaves
+ * SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT, the cores' default; and a packet with
+ * the smallest certificate and the largest payload opens. */
+static void payload_bound_follows_cert(void **state)
+{
+	(void)state;
+	struct fleet_fx f;
+	fleet_make(&f, SHOAL_ADMISSION_SIGS_MAX, 1);
+	static struct node_identity small, large, peer;
+	node_make(&peer, &f, "peer", LATER, 1);
+
+	node_make(&small, &f, "s", LATER, 1);
+	struct admission_cert c = small.cert;
+	c.tags_count = 0;
+	c.sigs_count = 0;
+	node_set_cert(&small, &f, &c, 1);
+	assert_int_equal(small.cert_len, SHOAL_CERT_BYTES_MIN);
+	assert_int_equal(seal_payload_max(&small), SHOAL_UDP_PAYLOAD_BYTES_MAX);
+	assert_int_equal(cert_verify(&small.cert, &f.pub, NOW), 0);
+
+	/* Longest name, every tag at its longest, every signature. */
+	node_make(&large, &f, "x", LATER, 1);
+	c = large.cert;
+	memset(c.name, 'n', SHOAL_NAME_BYTES_MAX);
+	c.name[SHOAL_NAME_BYTES_MAX] = '\0';
+	c.tags_count = SHOAL_TAGS_COUNT_MAX;
+	for (size_t i = 0; i < SHOAL_TAGS_COUNT_MAX; i++) {
+		memset(c.tags[i], 't', SHOAL_TAG_BYTES_MAX);
+		c.tags[i][SHOAL_TAG_BYTES_MAX] = '\0';
+	}
+	c.sigs_count = 0;
+	node_set_cert(&large, &f, &c, SHOAL_ADMISSION_SIGS_MAX);
+	assert_true(large.cert_len <= SHOAL_CERT_BYTES_MAX);
+	assert_true(seal_payload_max(&large) >= SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT);
+	assert_true(seal_payload_max(&large) < seal_payload_max(&peer));
+
+	/* The smallest certificate's largest payload goes through. */
+	struct seal_ctx cs, cp;
+	assert_int_equal(seal_ctx_init(&cs, &small, 1), 0);
+	assert_int_equal(seal_ctx_init(&cp, &peer, 1), 0);
+	static uint8_t big[SHOAL_UDP_PAYLOAD_BYTES_MAX + 1];
+	memset(big, 'y', sizeof(big));
+	struct pkt p;
+	assert_int_equal(seal_packet(&cs, big, sizeof(big), p.b, sizeof(p.b), &p.len),
+			 SHOAL_ETOOBIG);
+	assert_int_equal(seal_packet(&cs, big, sizeof(big) - 1, p.b, sizeof(p.b), &p.len), 0);
+	assert_int_equal(p.len, SHOAL_UDP_PACKET_BYTES_MAX);
+	struct seal_sender s;
+	const uint8_t *pl;
+	size_t pl_len;
+	assert_int_equal(seal_open(&cp, p.b, p.len, NOW, &s, &pl, &pl_len), 0);
+	assert_int_equal(pl_len, SHOAL_UDP_PAYLOAD_BYTES_MAX);
+	seal_ctx_free(&cs);
+	seal_ctx_free(&cp);
 }
 
 /* After a drop, the genuine packet with the same seq is still accepted. */
@@ -535,6 +595,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(replay_table_eviction, setup, teardown),
 		cmocka_unit_test_setup_teardown(replay_table_grows_keeping_windows, setup, teardown),
 		cmocka_unit_test(decode_plain_bounds),
+		cmocka_unit_test(payload_bound_follows_cert),
 		cmocka_unit_test_setup_teardown(stats_output, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
