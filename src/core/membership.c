@@ -1781,6 +1781,26 @@ static void identity_store(struct member_core *c, uint32_t gid, const struct wir
 	dir_identity_changed(c->dir, gid);
 }
 
+/* An extra push-pull JOIN_PUSHPULL_AGAIN_MS from now; the scheduled one
+ * still comes (pushpull() returns to it). After a join (merge_done), and
+ * when we learn that we were declared dead: we were cut off from the
+ * members that declared it, and they from us, so both sides' news of that
+ * time (a heal's refutations above all) spread while each held the other
+ * dead and gossiped only to its own side. A member whose every copy of one
+ * such refutation was lost holds a live member dead until a probe or a
+ * scheduled push-pull reaches the two (minutes at scale): 10 of 300
+ * simulated 150-node partitions (seeds 1-300) still had one such pair 66 s
+ * after the heal. memberlist has the same tail. */
+static void pushpull_soon(struct member_core *c, uint64_t now)
+{
+	uint64_t soon = now + JOIN_PUSHPULL_AGAIN_MS;
+	if (c->live_count > 1 && c->cfg.push_pull_interval_ms && !c->leaving &&
+	    soon < c->next_pushpull_ms && c->pushpull_resume_ms == TIME_NEVER) {
+		c->pushpull_resume_ms = c->next_pushpull_ms;
+		c->next_pushpull_ms = soon;
+	}
+}
+
 static void refute(struct member_core *c, uint32_t accused_inc, uint64_t now)
 {
 	uint32_t inc = c->incarnation + 1;
@@ -1898,6 +1918,7 @@ static void on_dead(struct member_core *c, uint32_t gid, uint32_t inc,
 	}
 	if (gid == c->self_gid && !c->leaving) {
 		refute(c, inc, now);
+		pushpull_soon(c, now); /* we were cut off: see pushpull_soon */
 		return;
 	}
 	suspicion_cancel(c, m);
@@ -2659,9 +2680,12 @@ int member_core_recv_packet_hinted(struct member_core *c,
 			 * need no lookup of their sender. */
 			const struct member *sm = find(c, gid);
 			if (accusation_ignored(sm, it->type, inc)) {
-				if (gid == c->self_gid && inc < c->incarnation)
+				if (gid == c->self_gid && inc < c->incarnation) {
 					stale_about_me = true;
-				else if (sm && inc < sm->incarnation && sm->state == MEMBER_ALIVE &&
+					/* declared dead before we refuted: cut off */
+					if (it->type == WIRE_DEAD)
+						pushpull_soon(c, now_ms);
+				} else if (sm && inc < sm->incarnation && sm->state == MEMBER_ALIVE &&
 					 now_ms >= since_get(sm) + c->cfg.gossip_interval_ms &&
 					 stale_count < STALE_ANSWERS_MAX)
 					stale_gids[stale_count++] = gid;
@@ -2828,6 +2852,8 @@ static void merge_apply(struct member_core *c, uint32_t gid, const struct member
 			gid = member_dir_find(c->dir, a->id);
 		}
 		on_suspect(c, gid, a->incarnation, c->self_gid, now);
+		if (state == MEMBER_DEAD && gid == c->self_gid)
+			pushpull_soon(c, now); /* we were cut off: see pushpull_soon */
 		break;
 	}
 }
@@ -2871,12 +2897,8 @@ static void merge_done(struct member_core *c, bool was_alone, uint64_t now)
 	 * push-pull (0.5-1.5 intervals after start). Push-pull again soon.
 	 * An extra one: the scheduled one still comes (pushpull() returns to
 	 * it), as the cold start's stragglers need it too. */
-	uint64_t soon = now + JOIN_PUSHPULL_AGAIN_MS;
-	if (was_alone && c->live_count > 1 && c->cfg.push_pull_interval_ms &&
-	    soon < c->next_pushpull_ms && c->pushpull_resume_ms == TIME_NEVER) {
-		c->pushpull_resume_ms = c->next_pushpull_ms;
-		c->next_pushpull_ms = soon;
-	}
+	if (was_alone)
+		pushpull_soon(c, now);
 }
 
 int member_core_recv_state(struct member_core *c, const uint8_t *state,

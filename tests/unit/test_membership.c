@@ -1806,6 +1806,56 @@ static void joiner_pushpulls_again_soon(void **state)
 	net_free(&net);
 }
 
+/* A member that learns it was declared dead was cut off from those who
+ * declared it: it push-pulls with a random member 2 s later, besides its
+ * schedule, whether the DEAD comes before it refuted or after (a stale
+ * DEAD, when a suspicion reached it first). Refuting a suspicion alone
+ * does not: that is the common case under loss. */
+static void declared_dead_pushpulls_again_soon(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	cfg.push_pull_interval_ms = 30000; /* the first scheduled: 15-45 s */
+	net_init(&net, 4, &cfg);
+	net_join_all(&net); /* 5 s, the join's extra push-pulls included */
+	uint64_t t0 = net.now;
+	uint64_t started[4];
+	for (size_t i = 0; i < 4; i++)
+		started[i] = member_core_stats(net.cores[i])->pushpulls_started;
+	uint32_t inc0 = member_core_incarnation(net.cores[0]);
+	uint32_t inc2 = member_core_incarnation(net.cores[2]);
+	struct wire_msg dead0 = accusation(&net, WIRE_DEAD, inc0, 0, 1);
+	deliver_one(&net, 0, 1, &dead0);
+	struct wire_msg suspect2 = accusation(&net, WIRE_SUSPECT, inc2, 2, 1);
+	deliver_one(&net, 2, 1, &suspect2);
+	assert_int_equal(member_core_incarnation(net.cores[0]), inc0 + 1);
+	assert_int_equal(member_core_incarnation(net.cores[2]), inc2 + 1);
+	net_run(&net, t0 + 1900);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(member_core_stats(net.cores[i])->pushpulls_started, started[i]);
+	net_run(&net, t0 + 2100);
+	assert_int_equal(member_core_stats(net.cores[0])->pushpulls_started, started[0] + 1);
+	assert_int_equal(member_core_stats(net.cores[2])->pushpulls_started, started[2]);
+	/* Node 2 hears the DEAD its suspicion became, after its refutation. */
+	struct wire_msg dead2 = accusation(&net, WIRE_DEAD, inc2, 2, 1);
+	deliver_one(&net, 2, 1, &dead2);
+	assert_int_equal(member_core_incarnation(net.cores[2]), inc2 + 1); /* stale */
+	net_run(&net, t0 + 4000);
+	assert_int_equal(member_core_stats(net.cores[2])->pushpulls_started, started[2]);
+	net_run(&net, t0 + 4200);
+	assert_int_equal(member_core_stats(net.cores[2])->pushpulls_started, started[2] + 1);
+	assert_int_equal(member_core_stats(net.cores[0])->pushpulls_started, started[0] + 1);
+	assert_int_equal(member_core_stats(net.cores[1])->pushpulls_started, started[1]);
+	assert_int_equal(member_core_stats(net.cores[3])->pushpulls_started, started[3]);
+	/* The schedule still comes: by 45 s after the start every core has
+	 * made its first scheduled push-pull. */
+	net_run(&net, t0 + 46000);
+	assert_true(member_core_stats(net.cores[0])->pushpulls_started >= started[0] + 2);
+	assert_true(member_core_stats(net.cores[2])->pushpulls_started >= started[2] + 2);
+	net_free(&net);
+}
+
 /* Whether core i's pending outputs (taken, no time passing) include a
  * packet to node `to` carrying node subject's ALIVE at inc. */
 static bool pending_packet_carries_alive(struct net *net, size_t i, size_t to, size_t subject,
@@ -1879,6 +1929,7 @@ int main(void)
 		cmocka_unit_test(accuser_in_person_is_answered_at_once),
 		cmocka_unit_test(raised_suspicion_is_told_to_the_member),
 		cmocka_unit_test(joiner_pushpulls_again_soon),
+		cmocka_unit_test(declared_dead_pushpulls_again_soon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
