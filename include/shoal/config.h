@@ -52,6 +52,7 @@ struct shoal_config {
 	uint32_t push_pull_interval_ms;
 	uint32_t dead_reclaim_ms;
 	uint32_t reconnect_interval_ms;
+	uint32_t stream_pings;                  /* 1; 0 = memberlist's DisableTcpPings */
 	/* [replication] */
 	uint32_t sync_interval_ms;
 	uint32_t feed_retention_s;

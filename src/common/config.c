@@ -74,6 +74,9 @@ static const struct key_def keys[] = {
 	    "forget dead/left members after this; 0 = keep"),
 	U32("membership", reconnect_interval_ms, 0, 86400000, 30000,
 	    "try a push-pull with a random dead member (heals partitions); 0 = off"),
+	U32("membership", stream_pings, 0, 1, 1,
+	    "1: a failing probe also asks the member over a stream (memberlist's TCP ping); "
+	    "0: datagrams only"),
 	U32("replication", sync_interval_ms, 0, 86400000, 10000,
 	    "anti-entropy sync with a random member (mean interval); 0 = off"),
 	U32("replication", feed_retention_s, 0, 315360000, 604800,
@@ -614,7 +617,7 @@ void config_to_member(const struct shoal_config *c, struct member_config *m)
 	m->dead_reclaim_ms = c->dead_reclaim_ms;
 	m->reconnect_interval_ms = c->reconnect_interval_ms;
 	m->payload_bytes_max = SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT; /* the agent sets its own */
-	m->stream_pings = true; /* memberlist's TCP fallback, always on */
+	m->stream_pings = c->stream_pings != 0; /* memberlist's TCP fallback */
 	m->sim_gids = false; /* an agent reads and sends the wire's form only */
 	assert(m->probe_interval_ms > 0);
 }

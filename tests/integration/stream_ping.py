@@ -6,6 +6,7 @@ from agentlib import Lab
 
 NAMES = ["n0", "n1", "n2", "deaf"]
 WATCH_S = 25      # 25 probe intervals: each other agent probes `deaf` several times
+CONTROL_S = 20    # n1 without stream pings probes `deaf` within ~3 s of joining
 LAB = Lab("stream_ping", "shoal-stream-ping.")
 
 
@@ -52,6 +53,22 @@ def main():
     for n in NAMES:
         if counters(n)["suspects_raised"] != 0:
             LAB.fail(f"{n} raised a suspicion", [n])
+    # The control, and the config key: n1 again with stream pings off
+    # (memberlist's DisableTcpPings) suspects the deaf agent at its first
+    # probe of it (round robin over 3 members: within a few seconds).
+    LAB.stop("n1")
+    LAB.start("n1", join="n0", wait=True, extra=("--stream-pings", "0"))
+    t1 = time.monotonic()
+    while counters("n1")["suspects_raised"] == 0:
+        if time.monotonic() - t1 > CONTROL_S:
+            LAB.fail(f"n1 with --stream-pings 0 raised no suspicion in {CONTROL_S} s",
+                     ["n1", "deaf"])
+        time.sleep(0.2)
+    c1 = counters("n1")
+    if c1["stream_pings_sent"] != 0 or c1["probes_stream_only"] != 0:
+        LAB.fail(f"n1 with --stream-pings 0 sent stream pings: {c1}", ["n1"])
+    LAB.note(f"with --stream-pings 0, n1 suspected the deaf agent after "
+             f"{time.monotonic() - t1:.1f} s and sent no stream ping")
     for n in NAMES:
         LAB.stop(n)
     bad = LAB.log_errors(NAMES)

@@ -4,7 +4,9 @@
 # SHOAL_TEST_DROP_UDP=1: a host behind a firewall that drops UDP), so every
 # probe of it fails over UDP, directly and indirectly. Its stream still
 # answers: for 25 s nobody suspects it, the others count probes that only
-# the stream answered, and it suspects nobody either. See stream_ping.py.
+# the stream answered, and it suspects nobody either. Then the control: one
+# of the others restarted with --stream-pings 0 suspects it at its first
+# probe and sends no stream ping. See stream_ping.py.
 set -eu
 : "${SHOAL_BIN:?set SHOAL_BIN to the shoal binary}"
 : "${SHOAL_SRC:?set SHOAL_SRC to the source dir}"

@@ -145,7 +145,8 @@ static void test_valid_file(void **state)
 				"probe_timeout_ms = 700\n"
 				"gossip_nodes = 5\n"
 				"push_pull_interval_ms = 0\n"
-				"dead_reclaim_ms = 60000\n");
+				"dead_reclaim_ms = 60000\n"
+				"stream_pings = 0\n");
 	config_defaults(&c);
 	int rc = config_load_file(&c, path, err, sizeof err);
 	if (rc != 0)
@@ -176,6 +177,12 @@ static void test_valid_file(void **state)
 	assert_false(m.sim_gids); /* an agent never reads the simulator's form */
 	assert_int_equal(m.suspicion_max_timeout_mult, 6);
 	assert_int_equal(m.payload_bytes_max, SHOAL_UDP_PAYLOAD_BYTES_ANY_CERT);
+	assert_false(m.stream_pings);
+	/* On by default, as memberlist's TCP ping. */
+	config_defaults(&c);
+	assert_int_equal(c.stream_pings, 1);
+	config_to_member(&c, &m);
+	assert_true(m.stream_pings);
 }
 
 /* Loads text and expects an error containing each of the needles. */
@@ -289,6 +296,12 @@ static void test_flags_override(void **state)
 	assert_int_equal(c.gossip_nodes, 9);
 	assert_int_equal(config_set(&c, "gossip_nodes", "65", err, sizeof err), SHOAL_ECONFIG);
 	assert_non_null(strstr(err, "gossip_nodes: expected an integer 1..64"));
+	assert_int_equal(config_apply_flag(&c, "stream-pings", "0", err, sizeof err), 0);
+	assert_int_equal(c.stream_pings, 0);
+	assert_int_equal(config_apply_flag(&c, "stream-pings", "2", err, sizeof err),
+			 SHOAL_ECONFIG);
+	assert_non_null(strstr(err, "stream-pings: expected an integer 0..1"));
+	assert_int_equal(c.stream_pings, 0);
 }
 
 static void test_join_limit(void **state)
