@@ -1788,9 +1788,11 @@ static void identity_store(struct member_core *c, uint32_t gid, const struct wir
  * time (a heal's refutations above all) spread while each held the other
  * dead and gossiped only to its own side. A member whose every copy of one
  * such refutation was lost holds a live member dead until a probe or a
- * scheduled push-pull reaches the two (minutes at scale): 10 of 300
- * simulated 150-node partitions (seeds 1-300) still had one such pair 66 s
- * after the heal. memberlist has the same tail. */
+ * scheduled push-pull reaches the two (minutes at scale): 40 of 1,000
+ * simulated 150-node partitions (seeds 1-1000) still had one such pair 66 s
+ * after the heal, none with this. memberlist has the same tail. Not on
+ * refuting a suspicion: under loss that is common, and nobody was cut off.
+ * (At most one extra is pending at a time.) */
 static void pushpull_soon(struct member_core *c, uint64_t now)
 {
 	uint64_t soon = now + JOIN_PUSHPULL_AGAIN_MS;
