@@ -504,6 +504,73 @@ static void state_round_trip_and_rejects(void **state)
 	net_free(&net);
 }
 
+/* A remote state's entry about a member this core never knew: DEAD is
+ * recorded dead, with no event, no suspicion and nothing to gossip (a
+ * suspicion of it nobody else would confirm ran 70-80 s); SUSPECT is
+ * learnt alive and suspected, as before. A later probe by the dead member
+ * is answered with its death, so it refutes. */
+static void unknown_member_reported_dead_is_recorded_dead(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 3, &cfg);
+	net_join_all(&net);
+	struct member_core *c = net.cores[0];
+	struct member_identity gone, suspected;
+	make_identity(&gone, 7);
+	make_identity(&suspected, 8);
+	uint8_t buf[1024];
+	struct wr w = wr_init(buf, sizeof(buf));
+	wire_put_state_header(&w, false, 2);
+	struct wire_state_entry e;
+	memset(&e, 0, sizeof(e));
+	memcpy(e.node.id, gone.id, SHOAL_NODE_ID_BYTES);
+	e.node.addr = gone.addr;
+	strcpy(e.node.name, gone.name);
+	e.incarnation = 3;
+	e.state = MEMBER_DEAD;
+	wire_put_state_entry(&w, &e);
+	memcpy(e.node.id, suspected.id, SHOAL_NODE_ID_BYTES);
+	e.node.addr = suspected.addr;
+	strcpy(e.node.name, suspected.name);
+	e.incarnation = 0;
+	e.state = MEMBER_SUSPECT;
+	wire_put_state_entry(&w, &e);
+	assert_true(wr_ok(&w));
+	size_t count = member_core_count(c);
+	uint64_t suspicions = member_core_stats(c)->suspects_raised;
+	assert_int_equal(member_core_recv_state(c, buf, w.len, net.now), 0);
+	assert_int_equal(member_core_count(c), count + 2);
+
+	uint32_t g_gone = member_dir_find(net.dir, gone.id);
+	uint32_t g_susp = member_dir_find(net.dir, suspected.id);
+	struct member_info info;
+	assert_int_equal(member_core_lookup(c, g_gone, &info), 0);
+	assert_int_equal(info.state, MEMBER_DEAD);
+	assert_int_equal(info.incarnation, 3);
+	assert_string_equal(member_dir_get(net.dir, g_gone)->name, "n7");
+	assert_int_equal(member_core_lookup(c, g_susp, &info), 0);
+	assert_int_equal(info.state, MEMBER_SUSPECT);
+	assert_int_equal(member_core_stats(c)->suspects_raised, suspicions);
+	struct member_out o;
+	unsigned about_gone = 0, about_susp = 0;
+	while (member_core_poll(c, &o)) {
+		if (o.kind == MEMBER_OUT_EVENT && o.ev.gid == g_gone)
+			about_gone++;
+		if (o.kind == MEMBER_OUT_EVENT && o.ev.gid == g_susp)
+			about_susp++;
+	}
+	assert_int_equal(about_gone, 0);
+	assert_int_equal(about_susp, 2); /* join, suspect */
+	/* Its suspicion is not extended to the dead one: a minute on, after
+	 * the other's has run out, it is still dead and nothing was said. */
+	net_run(&net, net.now + 60000);
+	assert_int_equal(member_core_lookup(c, g_gone, &info), 0);
+	assert_int_equal(info.state, MEMBER_DEAD);
+	net_free(&net);
+}
+
 /* A state by gid (the simulator's push-pull) is the encoded state: the
  * same entries in the same order and the same size, tags and an IPv6
  * address included, and merging it does what merging the bytes does. */
@@ -1930,6 +1997,7 @@ int main(void)
 		cmocka_unit_test(raised_suspicion_is_told_to_the_member),
 		cmocka_unit_test(joiner_pushpulls_again_soon),
 		cmocka_unit_test(declared_dead_pushpulls_again_soon),
+		cmocka_unit_test(unknown_member_reported_dead_is_recorded_dead),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
