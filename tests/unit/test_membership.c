@@ -504,6 +504,20 @@ static void state_round_trip_and_rejects(void **state)
 	net_free(&net);
 }
 
+/* Appends a push-pull state entry about id. */
+static void put_state_entry(struct wr *w, const struct member_identity *id, uint32_t inc,
+			    enum member_state st)
+{
+	struct wire_state_entry e;
+	memset(&e, 0, sizeof(e));
+	memcpy(e.node.id, id->id, SHOAL_NODE_ID_BYTES);
+	e.node.addr = id->addr;
+	strcpy(e.node.name, id->name);
+	e.incarnation = inc;
+	e.state = (uint8_t)st;
+	wire_put_state_entry(w, &e);
+}
+
 /* A remote state's entry about a member this core never knew: DEAD is
  * recorded dead, with no event, no suspicion and nothing to gossip (a
  * suspicion of it nobody else would confirm ran 70-80 s); SUSPECT is
@@ -523,20 +537,8 @@ static void unknown_member_reported_dead_is_recorded_dead(void **state)
 	uint8_t buf[1024];
 	struct wr w = wr_init(buf, sizeof(buf));
 	wire_put_state_header(&w, false, 2);
-	struct wire_state_entry e;
-	memset(&e, 0, sizeof(e));
-	memcpy(e.node.id, gone.id, SHOAL_NODE_ID_BYTES);
-	e.node.addr = gone.addr;
-	strcpy(e.node.name, gone.name);
-	e.incarnation = 3;
-	e.state = MEMBER_DEAD;
-	wire_put_state_entry(&w, &e);
-	memcpy(e.node.id, suspected.id, SHOAL_NODE_ID_BYTES);
-	e.node.addr = suspected.addr;
-	strcpy(e.node.name, suspected.name);
-	e.incarnation = 0;
-	e.state = MEMBER_SUSPECT;
-	wire_put_state_entry(&w, &e);
+	put_state_entry(&w, &gone, 3, MEMBER_DEAD);
+	put_state_entry(&w, &suspected, 0, MEMBER_SUSPECT);
 	assert_true(wr_ok(&w));
 	size_t count = member_core_count(c);
 	uint64_t suspicions = member_core_stats(c)->suspects_raised;
