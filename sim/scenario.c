@@ -350,6 +350,7 @@ int sim_scenario_run(const struct sim_params *p, struct sim_report *r)
 	cfg.encode_states = p->encode_states;
 	cfg.wire_ids = p->wire_ids;
 	r->detect_grace_ms = cfg.detect_grace_ms;
+	r->payload_bytes_max = cfg.member.payload_bytes_max;
 	r->effective_loss = loss;
 	r->effective_dup = dup;
 

@@ -275,6 +275,7 @@ struct sim_report {
 	uint64_t heal_ms;             /* partition heal; 0 if none */
 	uint64_t churn_end_ms;        /* churn: last crash or restart allowed */
 	uint64_t detect_grace_ms;
+	uint32_t payload_bytes_max;   /* the cores' (sim_payload_bytes) */
 	double effective_loss;
 	double effective_dup;
 	struct sim_record_report rec; /* record scenario only */

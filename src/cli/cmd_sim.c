@@ -198,7 +198,7 @@ static int print_json(const struct sim_opts *o, const struct sim_report *r, doub
 		{"undetected", m->undetected},
 		{"crashes_pending", m->crashes_pending},
 		{"detect_grace_ms", r->detect_grace_ms},
-		{"payload_bytes_max", sim_payload_bytes(p->nodes)},
+		{"payload_bytes_max", r->payload_bytes_max},
 		{"false_dead", m->false_dead},
 		{"partition_dead", m->partition_dead},
 		{"live_view_dead", m->live_view_dead},

@@ -2841,8 +2841,7 @@ static void learn_dead(struct member_core *c, uint32_t gid, const struct wire_ms
 {
 	if (gid == NONE32)
 		gid = member_dir_intern(c->dir, a->id);
-	if (gid == NONE32 || gid == c->self_gid || member_add(c, gid, a->incarnation,
-							      MEMBER_DEAD, now) == NULL) {
+	if (gid == NONE32 || member_add(c, gid, a->incarnation, MEMBER_DEAD, now) == NULL) {
 		c->stats.msgs_ignored++;
 		return;
 	}

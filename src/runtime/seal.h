@@ -52,8 +52,9 @@
 #define SEAL_PLAIN_FIXED_BYTES (8 + 2 + 2 + SEAL_SIG_BYTES)
 #define SEAL_OVERHEAD_BYTES \
 	(SEAL_HEADER_BYTES + SEAL_MAC_BYTES + SEAL_PLAIN_FIXED_BYTES)
+/* The most plaintext a packet can hold (cert and payload share it). */
 #define SEAL_PLAIN_BYTES_MAX \
-	(SEAL_PLAIN_FIXED_BYTES + SHOAL_CERT_BYTES_MAX + SHOAL_UDP_PAYLOAD_BYTES_MAX)
+	(SHOAL_UDP_PACKET_BYTES_MAX - SEAL_HEADER_BYTES - SEAL_MAC_BYTES)
 /* Entries in the verified-certificate cache (SEAL_CACHE_WAYS per set). */
 #define SEAL_CACHE_SETS 256
 #define SEAL_CACHE_WAYS 4
