@@ -1281,6 +1281,7 @@ static void add_core_counters(struct sim_metrics *m, const struct member_stats *
 	m->suspects_raised += st->suspects_raised;
 	m->refutations += st->refutations;
 	m->refutations_direct += st->refutations_direct;
+	m->suspects_told += st->suspects_told;
 	m->stale_answers += st->stale_answers;
 	m->suspicions_rechecked += st->suspicions_rechecked;
 	m->stream_pings_sent += st->stream_pings_sent;

@@ -99,6 +99,7 @@ struct sim_metrics {
 	uint64_t pushpulls_rejected;  /* states a core refused to merge */
 	uint64_t suspects_raised, refutations, deaths_declared;
 	uint64_t refutations_direct;  /* current ALIVE sent straight to an accuser */
+	uint64_t suspects_told;       /* SUSPECT sent to a suspect that talked to a core */
 	uint64_t stale_answers;       /* a third member's current ALIVE sent to its stale accuser */
 	uint64_t suspicions_rechecked; /* unconfirmed suspicions put to the member at expiry */
 	uint64_t stream_pings_sent;   /* probes that also asked over a stream (memberlist's TCP ping) */

@@ -10,6 +10,10 @@
 
 /* --- identity and admission ------------------------------------------- */
 #define SHOAL_NODE_ID_BYTES            32   /* Ed25519 public key */
+/* A SUSPECT or DEAD names its subject and accuser by the first 16 bytes of
+ * their ids (docs/protocol.md): a directory refuses a second id with the
+ * same prefix, which takes 2^128 work to make for an Ed25519 key. */
+#define SHOAL_NODE_ID_PREFIX_BYTES     16
 #define SHOAL_FLEET_ID_BYTES           16
 #define SHOAL_NAME_BYTES_MAX           32   /* node name, without NUL */
 #define SHOAL_TAGS_COUNT_MAX            4

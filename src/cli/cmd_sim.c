@@ -217,6 +217,7 @@ static int print_json(const struct sim_opts *o, const struct sim_report *r, doub
 		{"suspects_raised", m->suspects_raised},
 		{"refutations", m->refutations},
 		{"refutations_direct", m->refutations_direct},
+		{"suspects_told", m->suspects_told},
 		{"stale_answers", m->stale_answers},
 		{"suspicions_rechecked", m->suspicions_rechecked},
 		{"stream_pings_sent", m->stream_pings_sent},

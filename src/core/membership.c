@@ -102,27 +102,34 @@ struct member_dir {
 	size_t spare_bytes, spare_bytes_max;
 };
 
-static uint64_t id_hash(const uint8_t id[SHOAL_NODE_ID_BYTES])
+/* The hash of an id's prefix (SHOAL_NODE_ID_PREFIX_BYTES): an accusation
+ * names members by prefix, and a whole id is found through its prefix. */
+static uint64_t id_hash(const uint8_t id[SHOAL_NODE_ID_PREFIX_BYTES])
 {
 	/* Ids are Ed25519 public keys of admitted nodes, so already uniform;
-	 * mixing all four words keeps a crafted id from landing on a chosen
-	 * slot cheaply, and the table is bounded (GIDS_MAX) and half empty. */
-	uint64_t w[4];
+	 * mixing both words keeps a crafted id from landing on a chosen slot
+	 * cheaply, and the table is bounded (GIDS_MAX) and half empty. */
+	uint64_t w[2];
 	memcpy(w, id, sizeof(w));
 	uint64_t h = (w[0] ^ 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
 	h = (h ^ (h >> 29) ^ w[1]) * 0x94d049bb133111ebull;
-	h = (h ^ (h >> 31) ^ w[2]) * 0xbf58476d1ce4e5b9ull;
-	h = (h ^ (h >> 29) ^ w[3]) * 0x94d049bb133111ebull;
+	h = (h ^ (h >> 31)) * 0xbf58476d1ce4e5b9ull;
 	return h ^ (h >> 32);
 }
 
-/* Ids are compared on every lookup: four word compares, no call (this is
- * not a secret comparison: ids are public keys). */
+/* Ids are compared on every lookup: word compares, no call (this is not a
+ * secret comparison: ids are public keys). */
 static inline uint64_t load64(const uint8_t *p)
 {
 	uint64_t v;
 	memcpy(&v, p, sizeof(v));
 	return v;
+}
+
+_Static_assert(SHOAL_NODE_ID_PREFIX_BYTES == 16, "prefix_equal compares two words");
+static inline bool prefix_equal(const uint8_t *a, const uint8_t *b)
+{
+	return ((load64(a) ^ load64(b)) | (load64(a + 8) ^ load64(b + 8))) == 0;
 }
 
 static inline bool id_equal(const uint8_t a[SHOAL_NODE_ID_BYTES],
@@ -260,19 +267,28 @@ int member_dir_reserve(struct member_dir *d, size_t n)
 	return 0;
 }
 
-/* Lookups take the id's hash so that a caller holding several ids can hash
- * them all and start loading their index slots before the first lookup. */
-static uint32_t dir_find_h(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES],
-			   uint64_t h)
+/* The gid whose id starts with prefix (at most one does: dir_intern_h),
+ * or NONE32. Lookups take the prefix's hash so that a caller holding
+ * several ids can hash them all and start loading their index slots before
+ * the first lookup. */
+static uint32_t dir_find_prefix_h(const struct member_dir *d,
+				  const uint8_t prefix[SHOAL_NODE_ID_PREFIX_BYTES], uint64_t h)
 {
 	if (!d->index_cap)
 		return NONE32;
 	size_t s = h & (d->index_cap - 1);
 	for (uint64_t slot; (slot = d->index[s]) != SLOT_EMPTY; s = (s + 1) & (d->index_cap - 1)) {
-		if (slot_tag_matches(slot, h) && id_equal(d->ids[slot_gid(slot)], id))
+		if (slot_tag_matches(slot, h) && prefix_equal(d->ids[slot_gid(slot)], prefix))
 			return slot_gid(slot);
 	}
 	return NONE32;
+}
+
+static uint32_t dir_find_h(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES],
+			   uint64_t h)
+{
+	uint32_t g = dir_find_prefix_h(d, id, h);
+	return g != NONE32 && id_equal(d->ids[g], id) ? g : NONE32;
 }
 
 uint32_t member_dir_find(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES])
@@ -280,12 +296,18 @@ uint32_t member_dir_find(const struct member_dir *d, const uint8_t id[SHOAL_NODE
 	return dir_find_h(d, id, id_hash(id));
 }
 
+uint32_t member_dir_find_prefix(const struct member_dir *d,
+				const uint8_t prefix[SHOAL_NODE_ID_PREFIX_BYTES])
+{
+	return dir_find_prefix_h(d, prefix, id_hash(prefix));
+}
+
 static uint32_t dir_intern_h(struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES],
 			     uint64_t h)
 {
-	uint32_t g = dir_find_h(d, id, h);
-	if (g != NONE32)
-		return g;
+	uint32_t g = dir_find_prefix_h(d, id, h);
+	if (g != NONE32) /* another id with this prefix is refused */
+		return id_equal(d->ids[g], id) ? g : NONE32;
 	if (d->count >= GIDS_MAX)
 		return NONE32;
 	if ((d->count + 1) * 2 > d->index_cap &&
@@ -618,6 +640,7 @@ struct member_core {
 	bool leaving;
 	bool tab_owned, order_owned; /* false: in memory the caller lent */
 	int health; /* Lifeguard local health score */
+	uint32_t answers_in_window; /* see answers_window_ms (here, it fills a hole) */
 	struct rng rng;
 
 	uint16_t susp_free;
@@ -636,9 +659,8 @@ struct member_core {
 	uint64_t gossip_origin_ms; /* gossip ticks fall on origin + k * interval */
 
 	/* answers to stale accusations about others (answer_stale_accusations):
-	 * how many in the gossip interval that began at answers_window_ms */
+	 * answers_in_window of them in the gossip interval that began here */
 	uint64_t answers_window_ms;
-	uint32_t answers_in_window;
 
 	/* log(i) for i = 1 .. CONFIRMERS_MAX + 1, computed once: a suspicion
 	 * timeout needs log(n + 1) / log(k + 1), and at 10,000 nodes every
@@ -2453,12 +2475,6 @@ static bool accusation_ignored(const struct member *m, uint8_t type, uint32_t in
 	return m->susp == NONE16 && m->state != MEMBER_ALIVE;
 }
 
-/* The subject id of an ALIVE (decoded into m), SUSPECT or DEAD (in place). */
-static const uint8_t *item_subject(const struct wire_item *it, const struct wire_msg *m)
-{
-	return it->type == WIRE_ALIVE ? m->id : wire_item_id(it);
-}
-
 static bool item_names_subject(const struct wire_item *it)
 {
 	return it->type == WIRE_ALIVE || it->type == WIRE_SUSPECT || it->type == WIRE_DEAD;
@@ -2476,22 +2492,26 @@ static uint32_t sim_gid(const struct member_dir *d, uint32_t g)
 	return g < d->count ? g : NONE32;
 }
 
-/* Whether a driver's hint (member_out.hints) names id in the directory. */
+/* Whether a driver's hint (member_out.hints) names the member whose id
+ * starts with prefix (prefixes are unique in the directory, so that is the
+ * gid a lookup finds). */
 static bool dir_hint_matches(const struct member_dir *d, uint32_t hint,
-			     const uint8_t id[SHOAL_NODE_ID_BYTES])
+			     const uint8_t prefix[SHOAL_NODE_ID_PREFIX_BYTES])
 {
-	return hint < d->count && id_equal(d->ids[hint], id);
+	return hint < d->count && prefix_equal(d->ids[hint], prefix);
 }
 
-/* The gid of id: hint if the directory's id of that gid is id (ids are
- * unique in the directory, so that is the gid a lookup finds), else by
- * lookup (NONE32 if unknown). */
-static uint32_t dir_find_hinted(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES],
-				uint32_t hint)
+/* The gid of the member a message names (NONE32 if unknown): an ALIVE's by
+ * its id (decoded into m), a SUSPECT's or DEAD's by its id prefix (read in
+ * place); hint first, if the driver gave one. */
+static uint32_t item_subject_gid(const struct member_dir *d, const struct wire_item *it,
+				 const struct wire_msg *m, uint32_t hint)
 {
-	if (dir_hint_matches(d, hint, id))
-		return hint;
-	return dir_find_h(d, id, id_hash(id));
+	if (it->type == WIRE_ALIVE)
+		return hint < d->count && id_equal(d->ids[hint], m->id) ? hint
+								       : member_dir_find(d, m->id);
+	const uint8_t *prefix = wire_item_id(it);
+	return dir_hint_matches(d, hint, prefix) ? hint : member_dir_find_prefix(d, prefix);
 }
 
 int member_core_recv_packet(struct member_core *c,
@@ -2595,13 +2615,12 @@ int member_core_recv_packet_hinted(struct member_core *c,
 			continue;
 		/* The directory (a few hundred KB at 10,000 nodes) stays in
 		 * cache; the core's table entry is what misses. */
-		if (sim_form && item_is_accusation(&items[i])) {
+		if (sim_form && item_is_accusation(&items[i]))
 			gids[i] = sim_gid(d, wire_item_gid(&items[i]));
-		} else {
-			const uint8_t *id = item_subject(&items[i], &msgs[i]);
-			gids[i] = dir_find_hinted(d, id, i < n_hints ? MEMBER_HINT_SUBJECT(hints[i])
-								     : NONE32);
-		}
+		else
+			gids[i] = item_subject_gid(d, &items[i], &msgs[i],
+						   i < n_hints ? MEMBER_HINT_SUBJECT(hints[i])
+							       : NONE32);
 		if (gids[i] < c->tab_cap)
 			__builtin_prefetch(&c->tab[gids[i]]);
 	}
@@ -2641,7 +2660,7 @@ int member_core_recv_packet_hinted(struct member_core *c,
 		uint32_t gid = gids[i];
 		if (gid == NONE32 && item_names_subject(it))
 			gid = sim_form && item_is_accusation(it) ? sim_gid(d, wire_item_gid(it))
-							     : member_dir_find(d, item_subject(it, m));
+							     : item_subject_gid(d, it, m, NONE32);
 		switch (it->type) {
 		case WIRE_PING: {
 			if (!id_equal(wire_item_id(it), self_id)) {
@@ -2699,12 +2718,16 @@ int member_core_recv_packet_hinted(struct member_core *c,
 				by = sim_gid(d, wire_item_from_gid(it));
 			} else {
 				/* The accuser's hint, checked as a subject's is. */
-				const uint8_t *by_id = wire_item_from(it);
+				const uint8_t *by_prefix = wire_item_from(it);
 				by = i < n_hints ? MEMBER_HINT_ACCUSER(hints[i]) : NONE32;
-				if (!dir_hint_matches(d, by, by_id))
-					by = member_dir_intern(c->dir, by_id);
+				if (!dir_hint_matches(d, by, by_prefix))
+					by = member_dir_find_prefix(d, by_prefix);
 			}
-			if (by == NONE32) {
+			/* An accuser this directory has never met (named by a
+			 * prefix only, it cannot be learnt from the accusation):
+			 * the accusation is ignored, but one about us is still
+			 * refuted. */
+			if (by == NONE32 && gid != c->self_gid) {
 				c->stats.msgs_ignored++;
 				break;
 			}
@@ -2722,6 +2745,25 @@ int member_core_recv_packet_hinted(struct member_core *c,
 			c->stats.msgs_ignored++;
 			break;
 		}
+	}
+	/* A member we hold suspect is talking to us (after what it sent was
+	 * applied: it may have refuted): tell it, as a probe of it would
+	 * (Lifeguard's buddy system, probe_start), so that it refutes now. A
+	 * probe may not come in time: after a partition heals, our local
+	 * health slows probing to one in several seconds, and the accusations
+	 * of the cut have been gossiped out on our side, so a member of the
+	 * other side learnt it was suspected only when its suspicion ran out
+	 * and it was declared dead. */
+	sender = find(c, from_gid);
+	if (sender && sender->state == MEMBER_SUSPECT && !c->leaving) {
+		c->stats.suspects_told++;
+		struct wire_msg sm;
+		memset(&sm, 0, sizeof(sm));
+		sm.type = WIRE_SUSPECT;
+		sm.incarnation = sender->incarnation;
+		memcpy(sm.id, from_id, SHOAL_NODE_ID_BYTES);
+		memcpy(sm.from_id, self_id, SHOAL_NODE_ID_BYTES);
+		send_one(c, from_gid, from, &sm);
 	}
 	/* The sender accuses us at an incarnation we have already refuted: it
 	 * missed the refutation, and gossip will not bring it again (everyone

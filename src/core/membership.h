@@ -80,7 +80,7 @@ struct member_config {
 	bool stream_pings;
 	/* The simulator's cores, which share one directory: send and accept
 	 * packets in the simulator's form (WIRE_VERSION_SIM, accusations by
-	 * gid), the same run with a fifth of the bytes to write and scan.
+	 * gid), the same run with fewer bytes to write and scan.
 	 * false (the default, and always in an agent): the wire's form only. */
 	bool sim_gids;
 };
@@ -107,10 +107,16 @@ void member_dir_free(struct member_dir *d);
  * cores; the default 0 keeps none, as an agent's one core needs). Call it
  * before the cores run. */
 void member_dir_keep_spares(struct member_dir *d, size_t bytes);
-/* Returns the gid of id, adding it if new; UINT32_MAX when full. */
+/* Returns the gid of id, adding it if new; UINT32_MAX when full, or when
+ * the directory holds another id with the same first
+ * SHOAL_NODE_ID_PREFIX_BYTES (accusations name members by that prefix, so
+ * it must name one; for Ed25519 keys, finding such an id takes 2^128 work). */
 uint32_t member_dir_intern(struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES]);
 /* Returns the gid of id or UINT32_MAX. */
 uint32_t member_dir_find(const struct member_dir *d, const uint8_t id[SHOAL_NODE_ID_BYTES]);
+/* Returns the gid of the id that starts with prefix, or UINT32_MAX. */
+uint32_t member_dir_find_prefix(const struct member_dir *d,
+				const uint8_t prefix[SHOAL_NODE_ID_PREFIX_BYTES]);
 const struct member_identity *member_dir_get(const struct member_dir *d, uint32_t gid);
 size_t member_dir_count(const struct member_dir *d);
 /* Makes room for n identities so that interning them does not reallocate.
@@ -189,6 +195,8 @@ struct member_stats {
 					 * (a stale one, or one that asked us) */
 	uint64_t stale_answers;         /* a third member's current ALIVE sent to a
 					 * stale accuser of it */
+	uint64_t suspects_told;         /* SUSPECT sent to a member we hold suspect
+					 * that sent us a packet */
 	uint64_t suspicions_rechecked;  /* unconfirmed suspicions that ran out and
 					 * were put to the member before it was
 					 * declared dead */

@@ -58,7 +58,7 @@ static size_t fixed_body_bytes(uint8_t type)
 	case WIRE_ACK:
 	case WIRE_NACK: return 4;
 	case WIRE_SUSPECT:
-	case WIRE_DEAD: return 4 + 2 * SHOAL_NODE_ID_BYTES;
+	case WIRE_DEAD: return 4 + 2 * SHOAL_NODE_ID_PREFIX_BYTES;
 	default: return 0;
 	}
 }
@@ -91,8 +91,9 @@ static void decode_fixed(uint8_t type, const uint8_t *b, struct wire_msg *m)
 	default:
 		assert(type == WIRE_SUSPECT || type == WIRE_DEAD);
 		m->incarnation = be32_get(b);
-		memcpy(m->id, b + 4, SHOAL_NODE_ID_BYTES);
-		memcpy(m->from_id, b + 4 + SHOAL_NODE_ID_BYTES, SHOAL_NODE_ID_BYTES);
+		memcpy(m->id, b + 4, SHOAL_NODE_ID_PREFIX_BYTES);
+		memcpy(m->from_id, b + 4 + SHOAL_NODE_ID_PREFIX_BYTES,
+		       SHOAL_NODE_ID_PREFIX_BYTES);
 		break;
 	}
 }
@@ -247,8 +248,9 @@ void wire_put_msg(struct wr *w, const struct wire_msg *m)
 			return;
 		if (m->type == WIRE_SUSPECT || m->type == WIRE_DEAD) {
 			be32_put(p, m->incarnation);
-			memcpy(p + 4, m->id, SHOAL_NODE_ID_BYTES);
-			memcpy(p + 4 + SHOAL_NODE_ID_BYTES, m->from_id, SHOAL_NODE_ID_BYTES);
+			memcpy(p + 4, m->id, SHOAL_NODE_ID_PREFIX_BYTES);
+			memcpy(p + 4 + SHOAL_NODE_ID_PREFIX_BYTES, m->from_id,
+			       SHOAL_NODE_ID_PREFIX_BYTES);
 		} else {
 			be32_put(p, m->seq);
 			if (m->type == WIRE_PING)
@@ -280,12 +282,6 @@ void wire_put_msg(struct wr *w, const struct wire_msg *m)
 		wr_str8(w, m->name, SHOAL_NAME_BYTES_MAX);
 		put_tags(w, m->tags_count, m->tags);
 		break;
-	case WIRE_SUSPECT:
-	case WIRE_DEAD:
-		wr_u32(w, m->incarnation);
-		wr_bytes(w, m->id, sizeof(m->id));
-		wr_bytes(w, m->from_id, sizeof(m->from_id));
-		break;
 	default:
 		w->err = true;
 		return;
@@ -312,7 +308,7 @@ size_t wire_msg_size(const struct wire_msg *m)
 			body += 1 + strlen(m->tags[i]);
 		break;
 	case WIRE_SUSPECT:
-	case WIRE_DEAD: body = 4 + 32 + 32; break;
+	case WIRE_DEAD: body = 4 + 2 * SHOAL_NODE_ID_PREFIX_BYTES; break;
 	default: break;
 	}
 	return 3 + body;
@@ -320,7 +316,7 @@ size_t wire_msg_size(const struct wire_msg *m)
 
 void wire_put_state_header(struct wr *w, bool join, uint32_t count)
 {
-	wr_u8(w, WIRE_VERSION);
+	wr_u8(w, WIRE_STATE_VERSION);
 	wr_u8(w, join ? 1 : 0);
 	wr_u32(w, count);
 }
@@ -345,7 +341,7 @@ int wire_decode_state(const uint8_t *p, size_t len, bool *join,
 		return SHOAL_ETOOBIG;
 	if (!rd_u8(&r, &version))
 		return SHOAL_ETRUNC;
-	if (version != WIRE_VERSION)
+	if (version != WIRE_STATE_VERSION)
 		return SHOAL_EVERSION;
 	if (!rd_u8(&r, &j) || !rd_u32(&r, &n))
 		return SHOAL_ETRUNC;

@@ -4,7 +4,7 @@
  * A UDP payload (sealed by the transport, so authenticated and fresh) is a
  * compound of messages:
  *
- *   payload = version(u8 = 1) | count(u8) | count x msg
+ *   payload = version(u8 = 2) | count(u8) | count x msg
  *   msg     = type(u8) | len(u16) | body (len bytes)
  *
  *   PING      seq(u32) | target_id(32)
@@ -12,9 +12,13 @@
  *   ACK       seq(u32)
  *   NACK      seq(u32)
  *   ALIVE     incarnation(u32) | id(32) | addr | name(str8) | tags_count(u8) | tags(str8 each)
- *   SUSPECT   incarnation(u32) | id(32) | from_id(32)
- *   DEAD      incarnation(u32) | id(32) | from_id(32)      (from == id: left)
+ *   SUSPECT   incarnation(u32) | id_prefix(16) | from_prefix(16)
+ *   DEAD      incarnation(u32) | id_prefix(16) | from_prefix(16)  (from == id: left)
  *
+ * An accusation (SUSPECT, DEAD) names its subject and accuser by the first
+ * SHOAL_NODE_ID_PREFIX_BYTES of their ids: 39 bytes instead of 71, so a
+ * packet carries ~29 of them instead of ~16 (version 1 carried whole ids).
+ * A decoded accusation's id and from_id hold the prefixes, zero-padded.
  * Unknown types are skipped by length (a newer peer may send more kinds).
  * A push-pull state (over the stream transport) is:
  *
@@ -35,11 +39,12 @@
 #include "shoal/bytes.h"
 #include "shoal/limits.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2       /* payloads */
+#define WIRE_STATE_VERSION 1 /* push-pull states */
 /* The simulator's form of a payload (member_config.sim_gids): the same
  * messages, except that a SUSPECT or DEAD names its subject and accuser by
  * their gids in the directory the simulator's cores share (2 bytes each)
- * instead of their ids (32 each). A core accepts it only when configured
+ * instead of their id prefixes (16 each). A core accepts it only when configured
  * for it, which an agent never is: on the network it is an unknown version.
  * Every size decision is made on the wire form's size, so a run is the same
  * run in either form (tests/unit/test_sim.c checks). */
@@ -113,9 +118,10 @@ static inline uint32_t wire_item_u32(const struct wire_item *it)
 	return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
 }
 static inline const uint8_t *wire_item_id(const struct wire_item *it) { return it->body + 4; }
+/* (a SUSPECT's or DEAD's subject and accuser are id prefixes) */
 static inline const uint8_t *wire_item_from(const struct wire_item *it)
 {
-	return it->body + 4 + SHOAL_NODE_ID_BYTES;
+	return it->body + 4 + SHOAL_NODE_ID_PREFIX_BYTES;
 }
 /* A SUSPECT's or DEAD's subject and accuser in the simulator's form. */
 static inline uint32_t wire_item_gid(const struct wire_item *it)
@@ -131,8 +137,8 @@ static inline uint32_t wire_item_from_gid(const struct wire_item *it)
  * error is set (what was written of it is unspecified). */
 void wire_put_msg(struct wr *w, const struct wire_msg *m);
 /* Appends a SUSPECT or DEAD (type) straight from its fields, as
- * wire_put_msg would encode it: WIRE_ACCUSATION_BYTES. */
-#define WIRE_ACCUSATION_BYTES (3 + 4 + 2 * SHOAL_NODE_ID_BYTES)
+ * wire_put_msg would encode it: WIRE_ACCUSATION_BYTES (the ids' prefixes). */
+#define WIRE_ACCUSATION_BYTES (3 + 4 + 2 * SHOAL_NODE_ID_PREFIX_BYTES)
 static inline void wire_put_accusation(struct wr *w, uint8_t type, uint32_t incarnation,
 				       const uint8_t id[SHOAL_NODE_ID_BYTES],
 				       const uint8_t from_id[SHOAL_NODE_ID_BYTES])
@@ -151,8 +157,8 @@ static inline void wire_put_accusation(struct wr *w, uint8_t type, uint32_t inca
 	p[4] = (uint8_t)(incarnation >> 16);
 	p[5] = (uint8_t)(incarnation >> 8);
 	p[6] = (uint8_t)incarnation;
-	memcpy(p + 7, id, SHOAL_NODE_ID_BYTES);
-	memcpy(p + 7 + SHOAL_NODE_ID_BYTES, from_id, SHOAL_NODE_ID_BYTES);
+	memcpy(p + 7, id, SHOAL_NODE_ID_PREFIX_BYTES);
+	memcpy(p + 7 + SHOAL_NODE_ID_PREFIX_BYTES, from_id, SHOAL_NODE_ID_PREFIX_BYTES);
 }
 /* Appends a SUSPECT or DEAD in the simulator's form (WIRE_VERSION_SIM):
  * WIRE_SIM_ACCUSATION_BYTES, WIRE_SIM_SAVED fewer than the wire's. */

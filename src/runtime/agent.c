@@ -863,7 +863,7 @@ static json_t *status_json(struct agent *a)
 	hex_encode(a->ident.fleet.fleet_id, SHOAL_FLEET_ID_BYTES, fleet);
 	const struct member_stats *st = member_core_stats(a->core);
 	json_t *counters = json_pack(
-		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 		"packets_sent", (json_int_t)st->packets_sent,
 		"packet_bytes_sent", (json_int_t)st->packet_bytes_sent,
 		"packets_received", (json_int_t)st->packets_received,
@@ -877,6 +877,7 @@ static json_t *status_json(struct agent *a)
 		"suspects_raised", (json_int_t)st->suspects_raised,
 		"refutations", (json_int_t)st->refutations,
 		"refutations_direct", (json_int_t)st->refutations_direct,
+		"suspects_told", (json_int_t)st->suspects_told,
 		"stale_answers", (json_int_t)st->stale_answers,
 		"suspicions_rechecked", (json_int_t)st->suspicions_rechecked,
 		"deaths_declared", (json_int_t)st->deaths_declared,

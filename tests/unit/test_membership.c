@@ -329,10 +329,13 @@ static void codec_round_trip_every_type(void **state)
 		in[t].type = (uint8_t)(WIRE_PING + t);
 		in[t].seq = 1000u + (uint32_t)t;
 		in[t].incarnation = 7u + (uint32_t)t;
+		/* An accusation carries the ids' prefixes, decoded zero-padded. */
+		bool accusation = in[t].type == WIRE_SUSPECT || in[t].type == WIRE_DEAD;
+		size_t id_len = accusation ? SHOAL_NODE_ID_PREFIX_BYTES : 32;
 		if (in[t].type != WIRE_ACK && in[t].type != WIRE_NACK)
-			memset(in[t].id, 0x10 + t, 32);
-		if (in[t].type == WIRE_SUSPECT || in[t].type == WIRE_DEAD)
-			memset(in[t].from_id, 0x40 + t, 32);
+			memset(in[t].id, 0x10 + t, id_len);
+		if (accusation)
+			memset(in[t].from_id, 0x40 + t, id_len);
 		if (in[t].type == WIRE_PING_REQ || in[t].type == WIRE_ALIVE) {
 			assert_int_equal(addr_parse("[::1]:7946", &in[t].addr), 0);
 			in[t].want_nack = in[t].type == WIRE_PING_REQ;
@@ -380,27 +383,34 @@ static void codec_rejects_bad_payloads(void **state)
 	(void)state;
 	struct wire_msg out[SHOAL_MSGS_PER_PACKET_MAX];
 	size_t n;
-	uint8_t ok[] = {1, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9};
+	enum { V = WIRE_VERSION };
+	uint8_t ok[] = {V, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9};
 	assert_int_equal(wire_decode_payload(ok, sizeof(ok), out, &n), 0);
 	assert_int_equal(out[0].seq, 9);
 	/* truncated at every length */
 	for (size_t l = 0; l < sizeof(ok); l++)
 		assert_int_not_equal(wire_decode_payload(ok, l, out, &n), 0);
-	uint8_t badver[] = {2, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9};
+	uint8_t badver[] = {V + 1, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9};
 	assert_int_equal(wire_decode_payload(badver, sizeof(badver), out, &n), SHOAL_EVERSION);
-	uint8_t zero[] = {1, 0};
+	/* version 1 (accusations with whole ids) is refused, not misread */
+	uint8_t v1[] = {1, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9};
+	assert_int_equal(wire_decode_payload(v1, sizeof(v1), out, &n), SHOAL_EVERSION);
+	/* an accusation with whole ids (version 1's layout) is malformed */
+	uint8_t v1_dead[2 + 3 + 4 + 64] = {V, 1, WIRE_DEAD, 0, 68};
+	assert_int_equal(wire_decode_payload(v1_dead, sizeof(v1_dead), out, &n), SHOAL_EPROTO);
+	uint8_t zero[] = {V, 0};
 	assert_int_equal(wire_decode_payload(zero, sizeof(zero), out, &n), SHOAL_EPROTO);
-	uint8_t trailing[] = {1, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9, 0xff};
+	uint8_t trailing[] = {V, 1, WIRE_ACK, 0, 4, 0, 0, 0, 9, 0xff};
 	assert_int_equal(wire_decode_payload(trailing, sizeof(trailing), out, &n), SHOAL_ETRAILING);
-	uint8_t longbody[] = {1, 1, WIRE_ACK, 0, 5, 0, 0, 0, 9, 1};
+	uint8_t longbody[] = {V, 1, WIRE_ACK, 0, 5, 0, 0, 0, 9, 1};
 	assert_int_equal(wire_decode_payload(longbody, sizeof(longbody), out, &n), SHOAL_EPROTO);
-	uint8_t big[SHOAL_UDP_PAYLOAD_BYTES_MAX + 1] = {1};
+	uint8_t big[SHOAL_UDP_PAYLOAD_BYTES_MAX + 1] = {V};
 	assert_int_equal(wire_decode_payload(big, sizeof(big), out, &n), SHOAL_ETOOBIG);
-	uint8_t nack_flag[] = {1, 1, WIRE_PING_REQ, 0, 44, 0, 0, 0, 1,
+	uint8_t nack_flag[] = {V, 1, WIRE_PING_REQ, 0, 44, 0, 0, 0, 1,
 			       [9 ... 40] = 3, 4, 127, 0, 0, 1, 0x1f, 0x40, 2};
 	assert_int_equal(wire_decode_payload(nack_flag, sizeof(nack_flag), out, &n), SHOAL_EPROTO);
 	/* an unknown type is skipped by length, not fatal */
-	uint8_t unknown[] = {1, 2, 99, 0, 2, 0xaa, 0xbb, WIRE_ACK, 0, 4, 0, 0, 0, 5};
+	uint8_t unknown[] = {V, 2, 99, 0, 2, 0xaa, 0xbb, WIRE_ACK, 0, 4, 0, 0, 0, 5};
 	assert_int_equal(wire_decode_payload(unknown, sizeof(unknown), out, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(out[0].type, 0);
@@ -1849,6 +1859,156 @@ static void raised_suspicion_is_told_to_the_member(void **state)
 	net_free(&net);
 }
 
+/* Whether a packet carries a SUSPECT about `subject` at `inc` (an
+ * accusation names its subject by id prefix). */
+static bool packet_carries_suspect(const struct net *net, const struct member_out *o,
+				   size_t subject, uint32_t inc)
+{
+	struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
+	size_t n = 0;
+	assert_int_equal(wire_decode_payload(o->data, o->len, msgs, &n), 0);
+	for (size_t m = 0; m < n; m++)
+		if (msgs[m].type == WIRE_SUSPECT && msgs[m].incarnation == inc &&
+		    memcmp(msgs[m].id, net->ids[subject].id, SHOAL_NODE_ID_PREFIX_BYTES) == 0)
+			return true;
+	return false;
+}
+
+/* Node 0 suspects node 2 and its gossip of it is lost (after a partition
+ * heals, the accusations of the cut have been gossiped out and local
+ * health slows probing, so no probe may tell 2 before the suspicion runs
+ * out). When 2 sends 0 anything, 0 tells 2 it is suspected, and 2
+ * refutes; once 2's packet carries the refutation, nothing is told. */
+static void suspect_that_talks_is_told(void **state)
+{
+	(void)state;
+	struct net net;
+	net_start_without_repair(&net, 3);
+	uint32_t inc = inc_of(&net, 0, 2);
+	struct wire_msg m = accusation(&net, WIRE_SUSPECT, inc, 2, 1);
+	deliver_one(&net, 0, 1, &m);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_SUSPECT);
+	drop_outputs(&net, 0);
+	const struct member_stats *st = member_core_stats(net.cores[0]);
+	assert_int_equal(st->suspects_told, 0);
+	struct wire_msg ack;
+	memset(&ack, 0, sizeof(ack));
+	ack.type = WIRE_ACK;
+	ack.seq = 77;
+	deliver_one(&net, 0, 2, &ack);
+	assert_int_equal(st->suspects_told, 1);
+	struct member_out o;
+	bool told = false;
+	while (member_core_poll(net.cores[0], &o)) {
+		if (o.kind == MEMBER_OUT_PACKET && addr_equal(&o.to, &net.ids[2].addr))
+			told = told || packet_carries_suspect(&net, &o, 2, inc);
+		else if (o.kind == MEMBER_OUT_EVENT)
+			net_deliver(&net, 0, &o);
+	}
+	assert_true(told);
+	/* What 2 does with it: refutes. */
+	deliver_one(&net, 2, 0, &m);
+	assert_int_equal(member_core_incarnation(net.cores[2]), inc + 1);
+	/* A packet that carries the refutation revives 2 and tells nothing. */
+	struct wire_msg alive;
+	memset(&alive, 0, sizeof(alive));
+	alive.type = WIRE_ALIVE;
+	alive.incarnation = inc + 1;
+	memcpy(alive.id, net.ids[2].id, SHOAL_NODE_ID_BYTES);
+	alive.addr = net.ids[2].addr;
+	strcpy(alive.name, net.ids[2].name);
+	alive.tags_count = net.ids[2].tags_count;
+	for (uint8_t t = 0; t < alive.tags_count; t++)
+		strcpy(alive.tags[t], net.ids[2].tags[t]);
+	deliver_one(&net, 0, 2, &alive);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_ALIVE);
+	assert_int_equal(inc_of(&net, 0, 2), inc + 1);
+	assert_int_equal(st->suspects_told, 1);
+	net_free(&net);
+}
+
+/* An accusation names its accuser by id prefix, so an accuser this
+ * directory has never met cannot be learnt from it: the accusation is
+ * ignored and changes nothing, except that one about ourselves is still
+ * refuted. */
+static void accusation_by_unknown_accuser(void **state)
+{
+	(void)state;
+	struct net net;
+	net_start_without_repair(&net, 3);
+	size_t gids = member_dir_count(net.dir);
+	uint32_t inc = inc_of(&net, 0, 2);
+	const struct member_stats *st = member_core_stats(net.cores[0]);
+	for (int type = WIRE_SUSPECT; type <= WIRE_DEAD; type++) {
+		struct wire_msg m = accusation(&net, (uint8_t)type, inc, 2, 1);
+		memset(m.from_id, 0xee, SHOAL_NODE_ID_BYTES);
+		uint64_t ignored = st->msgs_ignored;
+		deliver_one(&net, 0, 1, &m);
+		assert_int_equal(state_of(&net, 0, 2), MEMBER_ALIVE);
+		assert_int_equal(st->msgs_ignored, ignored + 1);
+		assert_int_equal(member_dir_count(net.dir), gids);
+	}
+	struct wire_msg m = accusation(&net, WIRE_SUSPECT, inc, 2, 1);
+	memset(m.from_id, 0xee, SHOAL_NODE_ID_BYTES);
+	deliver_one(&net, 2, 1, &m);
+	assert_int_equal(member_core_incarnation(net.cores[2]), inc + 1);
+	assert_int_equal(member_dir_count(net.dir), gids);
+	net_free(&net);
+}
+
+/* Accusations name members by the first SHOAL_NODE_ID_PREFIX_BYTES of
+ * their ids, so a directory holds at most one id per prefix: a second one
+ * is refused (UINT32_MAX), and a packet from it, or an ALIVE about it,
+ * changes nothing. */
+static void directory_refuses_a_second_id_with_the_same_prefix(void **state)
+{
+	(void)state;
+	struct net net;
+	net_start_without_repair(&net, 3);
+	struct member_dir *d = net.dir;
+	size_t gids = member_dir_count(d);
+	uint32_t g1 = gid_of(&net, 1);
+	uint8_t twin[SHOAL_NODE_ID_BYTES];
+	memcpy(twin, net.ids[1].id, sizeof(twin));
+	twin[SHOAL_NODE_ID_BYTES - 1] ^= 1;
+	assert_int_equal(member_dir_intern(d, twin), UINT32_MAX);
+	assert_int_equal(member_dir_find(d, twin), UINT32_MAX);
+	assert_int_equal(member_dir_find_prefix(d, twin), g1);
+	assert_int_equal(member_dir_find(d, net.ids[1].id), g1);
+	assert_int_equal(member_dir_count(d), gids);
+	/* a packet from the twin: dropped before anything is read */
+	const struct member_stats *st = member_core_stats(net.cores[0]);
+	struct wire_msg m = accusation(&net, WIRE_DEAD, inc_of(&net, 0, 2), 2, 1);
+	uint64_t ignored = st->msgs_ignored;
+	uint8_t buf[256];
+	struct wr w = wr_init(buf, sizeof(buf));
+	wr_u8(&w, WIRE_VERSION);
+	wr_u8(&w, 1);
+	wire_put_msg(&w, &m);
+	assert_int_equal(member_core_recv_packet(net.cores[0], twin, &net.ids[1].addr, buf,
+						 w.len, net.now), 0);
+	assert_int_equal(st->msgs_ignored, ignored + 1);
+	assert_int_equal(state_of(&net, 0, 2), MEMBER_ALIVE);
+	/* an ALIVE about the twin, from a member: not learnt */
+	struct wire_msg a;
+	memset(&a, 0, sizeof(a));
+	a.type = WIRE_ALIVE;
+	a.incarnation = 1;
+	memcpy(a.id, twin, sizeof(twin));
+	assert_int_equal(addr_parse("127.0.0.1:9999", &a.addr), 0);
+	strcpy(a.name, "twin");
+	size_t members = member_core_count(net.cores[0]);
+	deliver_one(&net, 0, 2, &a);
+	assert_int_equal(member_core_count(net.cores[0]), members);
+	assert_int_equal(member_dir_count(d), gids);
+	/* an id with another prefix is added */
+	twin[SHOAL_NODE_ID_PREFIX_BYTES - 1] ^= 1;
+	uint32_t g = member_dir_intern(d, twin);
+	assert_true(g != UINT32_MAX && g != g1);
+	assert_int_equal(member_dir_find_prefix(d, twin), g);
+	net_free(&net);
+}
+
 /* A member that has just joined push-pulls again 2 s later: members that
  * joined at the same time are in no state it merged, and their ALIVEs may
  * have gone out before anyone knew it (one of 30 cold starts of the 8-agent
@@ -1997,6 +2157,9 @@ int main(void)
 		cmocka_unit_test(unconfirmed_suspicion_is_put_to_the_member),
 		cmocka_unit_test(accuser_in_person_is_answered_at_once),
 		cmocka_unit_test(raised_suspicion_is_told_to_the_member),
+		cmocka_unit_test(suspect_that_talks_is_told),
+		cmocka_unit_test(accusation_by_unknown_accuser),
+		cmocka_unit_test(directory_refuses_a_second_id_with_the_same_prefix),
 		cmocka_unit_test(joiner_pushpulls_again_soon),
 		cmocka_unit_test(declared_dead_pushpulls_again_soon),
 		cmocka_unit_test(unknown_member_reported_dead_is_recorded_dead),
