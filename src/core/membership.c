@@ -1408,9 +1408,11 @@ static unsigned add_broadcasts(struct member_core *c, struct wr *w, size_t *save
 				continue;
 			if (bcast_encode(c, b, w, saved, &m))
 				TAKE(q, b, t);
-			else if (++misfits >= MISFITS_MAX || w->cap - (w->len + *saved) < 3 + 4 + 32)
-				/* The packet is as good as full: stop walking the queue
-				 * (it may hold thousands of broadcasts). */
+			else if (++misfits >= MISFITS_MAX ||
+				 w->cap - (w->len + *saved) < WIRE_ACCUSATION_BYTES)
+				/* The packet is as good as full (not even an
+				 * accusation, the smallest broadcast, fits): stop
+				 * walking the queue (it may hold thousands). */
 				goto done;
 		}
 	}
