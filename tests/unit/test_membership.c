@@ -1549,17 +1549,26 @@ static void joiner_announces_itself_first(void **state)
 }
 
 /* Whether packet o carries node subject's ALIVE at inc. */
-static bool packet_carries_alive(const struct net *net, const struct member_out *o,
-				 size_t subject, uint32_t inc)
+/* Whether a packet carries a message of `type` about `subject` at `inc`
+ * (an ALIVE names its subject by id, an accusation by id prefix). */
+static bool packet_carries(const struct net *net, const struct member_out *o, uint8_t type,
+			   size_t subject, uint32_t inc)
 {
 	struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
 	size_t n = 0;
 	assert_int_equal(wire_decode_payload(o->data, o->len, msgs, &n), 0);
+	size_t id_len = type == WIRE_ALIVE ? SHOAL_NODE_ID_BYTES : SHOAL_NODE_ID_PREFIX_BYTES;
 	for (size_t m = 0; m < n; m++)
-		if (msgs[m].type == WIRE_ALIVE && msgs[m].incarnation == inc &&
-		    memcmp(msgs[m].id, net->ids[subject].id, SHOAL_NODE_ID_BYTES) == 0)
+		if (msgs[m].type == type && msgs[m].incarnation == inc &&
+		    memcmp(msgs[m].id, net->ids[subject].id, id_len) == 0)
 			return true;
 	return false;
+}
+
+static bool packet_carries_alive(const struct net *net, const struct member_out *o,
+				 size_t subject, uint32_t inc)
+{
+	return packet_carries(net, o, WIRE_ALIVE, subject, inc);
 }
 
 /* Runs node `i` alone until it has emitted a packet to `to`, and returns
@@ -1859,21 +1868,6 @@ static void raised_suspicion_is_told_to_the_member(void **state)
 	net_free(&net);
 }
 
-/* Whether a packet carries a SUSPECT about `subject` at `inc` (an
- * accusation names its subject by id prefix). */
-static bool packet_carries_suspect(const struct net *net, const struct member_out *o,
-				   size_t subject, uint32_t inc)
-{
-	struct wire_msg msgs[SHOAL_MSGS_PER_PACKET_MAX];
-	size_t n = 0;
-	assert_int_equal(wire_decode_payload(o->data, o->len, msgs, &n), 0);
-	for (size_t m = 0; m < n; m++)
-		if (msgs[m].type == WIRE_SUSPECT && msgs[m].incarnation == inc &&
-		    memcmp(msgs[m].id, net->ids[subject].id, SHOAL_NODE_ID_PREFIX_BYTES) == 0)
-			return true;
-	return false;
-}
-
 /* Node 0 suspects node 2 and its gossip of it is lost (after a partition
  * heals, the accusations of the cut have been gossiped out and local
  * health slows probing, so no probe may tell 2 before the suspicion runs
@@ -1901,7 +1895,7 @@ static void suspect_that_talks_is_told(void **state)
 	bool told = false;
 	while (member_core_poll(net.cores[0], &o)) {
 		if (o.kind == MEMBER_OUT_PACKET && addr_equal(&o.to, &net.ids[2].addr))
-			told = told || packet_carries_suspect(&net, &o, 2, inc);
+			told = told || packet_carries(&net, &o, WIRE_SUSPECT, 2, inc);
 		else if (o.kind == MEMBER_OUT_EVENT)
 			net_deliver(&net, 0, &o);
 	}
