@@ -44,8 +44,9 @@
 /* The simulator's form of a payload (member_config.sim_gids): the same
  * messages, except that a SUSPECT or DEAD names its subject and accuser by
  * their gids in the directory the simulator's cores share (2 bytes each)
- * instead of their id prefixes (16 each). A core accepts it only when configured
- * for it, which an agent never is: on the network it is an unknown version.
+ * instead of their id prefixes (16 each). A core accepts it only when
+ * configured for it, which an agent never is: on the network it is an
+ * unknown version.
  * Every size decision is made on the wire form's size, so a run is the same
  * run in either form (tests/unit/test_sim.c checks). */
 #define WIRE_VERSION_SIM 0x81
