@@ -24,7 +24,8 @@
  *   - broadcasts (memberlist's TransmitLimitedQueue) in one vector per
  *     transmit count, 12 bytes each, walked newest first, each found
  *     through a 4-byte slot its member's entry names (struct bslot);
- *   - suspicions in a pool of 64-item chunks (32 bytes each), so they cost
+ *   - suspicions in a pool of 64-item chunks (20 bytes each with the
+ *     default suspicion_mult: susp_item_bytes), so they cost
  *     memory only while in use and never move, and their deadlines in a
  *     lazy min-heap of 8-byte keys (a confirmation pushes a new key; stale
  *     keys are skipped when they surface, and the heap is rebuilt when they
@@ -418,7 +419,8 @@ static void since_set(struct member *m, uint64_t ms)
 	m->since_hi = (uint16_t)(ms >> 32);
 }
 
-/* 32 bytes (was 40: 10,000 cores keep ~115 MiB of them in a crash run). */
+/* 32 bytes (was 40), of which a core keeps susp_item_bytes per item: the
+ * confirmers its suspicion_mult can use (20 bytes with the default). */
 struct suspicion {
 	/* start + timeout(n): confirmations only shorten it. 48 bits, as a
 	 * heap key keeps them (skey): low 32 ... */
@@ -437,6 +439,21 @@ _Static_assert(sizeof(struct suspicion) == 32, "suspicions must stay small");
 #define SUSP_RECHECKED 0x40u
 #define SUSP_K_MASK (SUSP_RECHECKED - 1)
 _Static_assert(CONFIRMERS_MAX <= SUSP_K_MASK, "k leaves the flag bits free");
+
+/* The bytes a core keeps per suspicion: the confirmers array only as long
+ * as the configured suspicion_mult can use (k = mult - 2 confirmations
+ * after the first suspector: 3 of the 9 slots with the default 4), so 20
+ * bytes instead of 32. Only confirmers[0 .. k] of an item are ever read
+ * or written, and a suspicion's k never exceeds this one. */
+static size_t susp_item_bytes(const struct member_config *cfg)
+{
+	uint32_t k = cfg->suspicion_mult >= 2 ? cfg->suspicion_mult - 2 : 0;
+	if (k > CONFIRMERS_MAX)
+		k = CONFIRMERS_MAX;
+	size_t n = offsetof(struct suspicion, confirmers) + (k + 1) * sizeof(uint16_t);
+	n = (n + _Alignof(struct suspicion) - 1) & ~(_Alignof(struct suspicion) - 1);
+	return n;
+}
 
 static uint64_t susp_deadline(const struct suspicion *s)
 {
@@ -1710,7 +1727,7 @@ static void suspicion_start(struct member_core *c, uint32_t gid, struct member *
 	if (slot == NONE16)
 		return; /* full: the member stays suspect until refuted or reported dead */
 	struct suspicion *s = susp_at(c, slot);
-	memset(s, 0, sizeof(*s));
+	memset(s, 0, c->susp_pool.item_bytes); /* (not sizeof: susp_item_bytes) */
 	s->gid = (uint16_t)gid;
 	s->confirmers[0] = (uint16_t)from_gid;
 
@@ -2378,7 +2395,7 @@ struct member_core *member_core_new(const struct member_config *cfg,
 	c->bslot_free = NONE16;
 	c->est_at = TIME_NEVER;
 	c->pushpull_resume_ms = TIME_NEVER;
-	c->susp_pool.item_bytes = sizeof(struct suspicion);
+	c->susp_pool.item_bytes = susp_item_bytes(&c->cfg);
 	c->susp_pool.items_max = SHOAL_SUSPICIONS_MAX;
 	c->self_gid = member_dir_intern(dir, self->id);
 	if (c->self_gid == NONE32) {
