@@ -1582,6 +1582,19 @@ static const struct shoal_addr *addr_of(const struct member_core *c, uint32_t gi
 	return &member_dir_get(c->dir, gid)->addr;
 }
 
+/* Fills m with our accusation (SUSPECT or DEAD) of member gid at inc: what
+ * we tell a member about itself (the buddy system, a dead or suspect
+ * sender, an unconfirmed suspicion put to it). */
+static void our_accusation(const struct member_core *c, struct wire_msg *m, uint8_t type,
+			   uint32_t gid, uint32_t inc)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = type;
+	m->incarnation = inc;
+	memcpy(m->id, dir_id(c->dir, gid), SHOAL_NODE_ID_BYTES);
+	memcpy(m->from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
+}
+
 /* --- Lifeguard local health ---------------------------------------------------- */
 
 static void health_apply(struct member_core *c, int delta)
@@ -2101,10 +2114,7 @@ static void probe_start(struct member_core *c, uint64_t now)
 	memcpy(msgs[0].id, dir_id(c->dir, target), SHOAL_NODE_ID_BYTES);
 	if (tm->state == MEMBER_SUSPECT) {
 		/* Lifeguard buddy system: tell a suspect it is suspected. */
-		msgs[1].type = WIRE_SUSPECT;
-		msgs[1].incarnation = tm->incarnation;
-		memcpy(msgs[1].id, msgs[0].id, SHOAL_NODE_ID_BYTES);
-		memcpy(msgs[1].from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
+		our_accusation(c, &msgs[1], WIRE_SUSPECT, target, tm->incarnation);
 		n = 2;
 	}
 	c->stats.probes_sent++;
@@ -2159,11 +2169,7 @@ void member_core_stream_ping_done(struct member_core *c, uint32_t seq, uint64_t 
 static void accuse_in_person(struct member_core *c, uint32_t gid, uint32_t inc)
 {
 	struct wire_msg a;
-	memset(&a, 0, sizeof(a));
-	a.type = WIRE_SUSPECT;
-	a.incarnation = inc;
-	memcpy(a.id, dir_id(c->dir, gid), SHOAL_NODE_ID_BYTES);
-	memcpy(a.from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
+	our_accusation(c, &a, WIRE_SUSPECT, gid, inc);
 	send_packet(c, addr_of(c, gid), gid, &a, 1, false);
 }
 
@@ -2661,11 +2667,7 @@ int member_core_recv_packet_hinted(struct member_core *c,
 	struct member *sender = find(c, from_gid);
 	if (sender && sender->state == MEMBER_DEAD && !c->leaving) {
 		struct wire_msg dm;
-		memset(&dm, 0, sizeof(dm));
-		dm.type = WIRE_DEAD;
-		dm.incarnation = sender->incarnation;
-		memcpy(dm.id, from_id, SHOAL_NODE_ID_BYTES);
-		memcpy(dm.from_id, dir_id(c->dir, c->self_gid), SHOAL_NODE_ID_BYTES);
+		our_accusation(c, &dm, WIRE_DEAD, from_gid, sender->incarnation);
 		send_one(c, from_gid, from, &dm);
 	}
 	const uint8_t *self_id = dir_id(c->dir, c->self_gid);
@@ -2777,11 +2779,7 @@ int member_core_recv_packet_hinted(struct member_core *c,
 	if (sender && sender->state == MEMBER_SUSPECT && !c->leaving) {
 		c->stats.suspects_told++;
 		struct wire_msg sm;
-		memset(&sm, 0, sizeof(sm));
-		sm.type = WIRE_SUSPECT;
-		sm.incarnation = sender->incarnation;
-		memcpy(sm.id, from_id, SHOAL_NODE_ID_BYTES);
-		memcpy(sm.from_id, self_id, SHOAL_NODE_ID_BYTES);
+		our_accusation(c, &sm, WIRE_SUSPECT, from_gid, sender->incarnation);
 		send_one(c, from_gid, from, &sm);
 	}
 	/* The sender accuses us at an incarnation we have already refuted: it
