@@ -1401,15 +1401,12 @@ void sim_convergence_from_now(struct sim *s)
 uint64_t sim_detect_grace_ms(const struct member_config *mc, uint32_t nodes)
 {
 	assert(mc->probe_interval_ms > 0);
-	double scale = nodes > 1 ? log10((double)nodes) : 1.0;
-	if (scale < 1.0)
-		scale = 1.0;
-	/* Lifeguard: min = mult * log10(n) * interval; max = max_mult * min. */
-	double min_ms = mc->suspicion_mult * scale * mc->probe_interval_ms;
-	double max_ms = min_ms * (mc->suspicion_max_timeout_mult ? mc->suspicion_max_timeout_mult : 1);
+	/* Lifeguard: max = max_mult * min */
+	uint64_t max_ms = member_suspicion_min_ms(mc, nodes) *
+			  (mc->suspicion_max_timeout_mult ? mc->suspicion_max_timeout_mult : 1);
 	/* Slack: a few probe periods for the first suspicion (local health can
 	 * slow probing) and gossip rounds for the DEAD to reach everyone. */
-	return (uint64_t)max_ms + 10u * mc->probe_interval_ms +
+	return max_ms + 10u * mc->probe_interval_ms +
 	       20u * mc->gossip_interval_ms;
 }
 

@@ -36,7 +36,6 @@
 #include "core/membership.h"
 
 #include <assert.h>
-#include <math.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +58,82 @@
 _Static_assert(GIDS_MAX < NONE16, "gids must fit 16 bits with NONE16 to spare");
 _Static_assert(SHOAL_BROADCASTS_MAX < NONE16, "broadcast slots are 16-bit");
 _Static_assert(SHOAL_SUSPICIONS_MAX < NONE16, "suspicion slots are 16-bit");
+
+/* --- arithmetic ----------------------------------------------------------- */
+
+/* The core calls no libm function: an agent that maps libm.so.6 carries
+ * ~0.5 MiB more VmRSS (its load runs IFUNC resolvers across the library),
+ * and nothing else an agent runs needs it (src/common/libm.c). The three
+ * logarithms memberlist's timings use are integer arithmetic or constants
+ * here. */
+
+/* ln(i) for i = 1 .. CONFIRMERS_MAX + 1, as libm's log() returns them (a
+ * unit test compares): a suspicion timeout needs ln(n + 1) / ln(k + 1). */
+static const double ln_small[CONFIRMERS_MAX + 2] = {
+	0.0, /* (unused) */
+	0.0,
+	0.6931471805599453,
+	1.0986122886681098,
+	1.3862943611198906,
+	1.6094379124341003,
+	1.791759469228055,
+	1.9459101490553132,
+	2.0794415416798357,
+	2.1972245773362196,
+};
+
+/* The high 64 bits of a * b; the low ones in *lo. */
+static uint64_t mul64(uint64_t a, uint64_t b, uint64_t *lo)
+{
+	uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
+	uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+	uint64_t mid = (p00 >> 32) + (uint32_t)p01 + (uint32_t)p10;
+	*lo = (mid << 32) | (uint32_t)p00;
+	return p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+}
+
+#define LOG_FRAC_BITS 56
+
+/* log2(n) for n >= 1 in fixed point with LOG_FRAC_BITS fraction bits, from
+ * below: each squaring of the mantissa (kept to 62 bits) gives the next
+ * bit, and the truncations add up to less than 2^-54. */
+static uint64_t log2_fixed(uint64_t n)
+{
+	assert(n >= 1);
+	unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)n);
+	uint64_t m = e <= 62 ? n << (62 - e) : n >> 1; /* [1, 2) in 2.62 */
+	uint64_t r = (uint64_t)e << LOG_FRAC_BITS;
+	for (int i = LOG_FRAC_BITS - 1; i >= 0; i--) {
+		uint64_t lo, hi = mul64(m, m, &lo);
+		m = (hi << 2) | (lo >> 62); /* m * m in 2.62: [1, 4) */
+		if (m >> 63) {
+			r |= UINT64_C(1) << i;
+			m >>= 1;
+		}
+	}
+	return r;
+}
+
+/* log10(2) in 0.64 fixed point, rounded down */
+#define LOG10_2_Q64 UINT64_C(0x4d104d427de7fbcc)
+
+uint64_t member_suspicion_min_ms(const struct member_config *cfg, size_t members)
+{
+	/* memberlist: mult * max(1, log10(n)) * probe interval, in ms rounded
+	 * down */
+	uint64_t a = (uint64_t)cfg->suspicion_mult * cfg->probe_interval_ms;
+	if (members <= 10)
+		return a;
+	uint64_t lo, d = mul64(log2_fixed(members), LOG10_2_Q64, &lo); /* log10(n), 8.56 */
+	/* Both factors were rounded down (by under 2^-54 in all): 2^-52 more
+	 * makes a power of ten's logarithm whole again, and moves nothing else
+	 * across a millisecond (a unit test compares with libm's log10 for
+	 * every n up to 2^17). */
+	d += UINT64_C(1) << (LOG_FRAC_BITS - 52);
+	uint64_t hi = mul64(a, d, &lo);
+	assert(hi >> LOG_FRAC_BITS == 0); /* (the shift below keeps every bit) */
+	return (hi << (64 - LOG_FRAC_BITS)) | (lo >> LOG_FRAC_BITS);
+}
 
 /* --- identity directory ---------------------------------------------------- */
 
@@ -679,10 +754,6 @@ struct member_core {
 	 * answers_in_window of them in the gossip interval that began here */
 	uint64_t answers_window_ms;
 
-	/* log(i) for i = 1 .. CONFIRMERS_MAX + 1, computed once: a suspicion
-	 * timeout needs log(n + 1) / log(k + 1), and at 10,000 nodes every
-	 * confirmation computed four logarithms (5% of a run's instructions). */
-	double ln_small[CONFIRMERS_MAX + 2];
 	/* A suspicion's minimum timeout for susp_min_count members. */
 	size_t susp_min_count;
 	uint32_t susp_min_ms;
@@ -692,8 +763,8 @@ struct member_core {
 
 /* member_core_prefetch loads every line of a core for an event: a core
  * that grew a thirteenth line (16 bytes of counters) cost ~5% more time at
- * 10,000 nodes. */
-_Static_assert(sizeof(struct member_core) <= 12 * 64, "a core must stay within 12 lines");
+ * 10,000 nodes. It has eleven since its logarithms became a shared table. */
+_Static_assert(sizeof(struct member_core) <= 11 * 64, "a core must stay within 11 lines");
 
 static struct suspicion *susp_at(const struct member_core *c, uint16_t i)
 {
@@ -1696,21 +1767,25 @@ static int sheap_push(struct member_core *c, uint64_t key)
 	return 0;
 }
 
+uint64_t member_suspicion_timeout_ms(uint64_t min_ms, uint64_t max_ms, uint32_t n, uint32_t k)
+{
+	/* Lifeguard: timeout = max - (max - min) * log(n + 1) / log(k + 1) */
+	if (k < 1 || max_ms <= min_ms)
+		return min_ms;
+	assert(n <= k && k <= CONFIRMERS_MAX);
+	double frac = ln_small[n + 1] / ln_small[k + 1];
+	double raw = (double)max_ms - frac * (double)(max_ms - min_ms);
+	uint64_t t = (uint64_t)raw; /* floor: raw >= min_ms * (1 - 2^-52) > -1 */
+	return t < min_ms ? min_ms : t;
+}
+
 /* The timeout after n confirmations; never grows with n. */
 static uint64_t suspicion_timeout(const struct member_core *c, const struct suspicion *s,
 				  uint32_t n)
 {
-	/* Lifeguard: timeout = max - (max - min) * log(n + 1) / log(k + 1) */
 	uint64_t min_ms = s->min_ms;
 	uint64_t max_ms = (uint64_t)c->cfg.suspicion_max_timeout_mult * min_ms;
-	uint32_t k = susp_k(s);
-	if (k < 1)
-		return min_ms;
-	assert(n <= k && k <= CONFIRMERS_MAX);
-	double frac = c->ln_small[n + 1] / c->ln_small[k + 1];
-	double raw = (double)max_ms - frac * (double)(max_ms - min_ms);
-	uint64_t t = (uint64_t)floor(raw);
-	return t < min_ms ? min_ms : t;
+	return member_suspicion_timeout_ms(min_ms, max_ms, n, susp_k(s));
 }
 
 /* Takes a free suspicion slot, adding a chunk if needed; NONE16 if full. */
@@ -1752,10 +1827,8 @@ static void suspicion_start(struct member_core *c, uint32_t gid, struct member *
 		k = CONFIRMERS_MAX;
 	if (c->susp_min_count != n) {
 		/* Recomputed only when the member count has changed. */
-		double scale = log10((double)(n > 1 ? n : 1));
-		if (scale < 1.0)
-			scale = 1.0;
-		c->susp_min_ms = (uint32_t)(c->cfg.suspicion_mult * scale * c->cfg.probe_interval_ms);
+		uint64_t min_ms = member_suspicion_min_ms(&c->cfg, n);
+		c->susp_min_ms = min_ms < UINT32_MAX ? (uint32_t)min_ms : UINT32_MAX;
 		c->susp_min_count = n;
 	}
 	s->k_used = (uint8_t)(k | SUSP_USED);
@@ -2292,22 +2365,23 @@ static void gossip(struct member_core *c, uint64_t now)
 		c->next_gossip_ms = TIME_NEVER;
 }
 
-static uint64_t pushpull_interval(const struct member_core *c)
+uint64_t member_pushpull_interval_ms(const struct member_config *cfg, size_t members)
 {
-	/* memberlist's pushPullScale: slower past 32 members, log2 growth. */
-	uint64_t base = c->cfg.push_pull_interval_ms;
-	size_t n = c->est_nodes;
-	if (n <= 32)
+	/* memberlist's pushPullScale: slower past 32 members, log2 growth */
+	uint64_t base = cfg->push_pull_interval_ms;
+	if (members <= 32)
 		return base;
-	double mult = ceil(log2((double)n) - log2(32.0)) + 1.0;
-	return (uint64_t)(mult * (double)base);
+	/* ceil(log2(n) - log2(32)) + 1 = ceil(log2(n)) - 4, and ceil(log2(n))
+	 * is the bit length of n - 1 */
+	uint64_t mult = (uint64_t)(64 - __builtin_clzll((unsigned long long)(members - 1))) - 4;
+	return mult * base;
 }
 
 static void pushpull(struct member_core *c, uint64_t now)
 {
 	/* (after the extra one that follows a join, the one it came before) */
 	c->next_pushpull_ms = c->pushpull_resume_ms != TIME_NEVER && c->pushpull_resume_ms > now
-		? c->pushpull_resume_ms : now + pushpull_interval(c);
+		? c->pushpull_resume_ms : now + member_pushpull_interval_ms(&c->cfg, c->est_nodes);
 	c->pushpull_resume_ms = TIME_NEVER;
 	if (c->leaving)
 		return;
@@ -2393,8 +2467,6 @@ struct member_core *member_core_new(const struct member_config *cfg,
 	if (c->cfg.awareness_max_multiplier < 1)
 		c->cfg.awareness_max_multiplier = 1;
 	c->dir = dir;
-	for (size_t i = 1; i < sizeof(c->ln_small) / sizeof(c->ln_small[0]); i++)
-		c->ln_small[i] = log((double)i);
 	rng_seed(&c->rng, seed);
 	c->incarnation = incarnation;
 	c->susp_free = NONE16;
@@ -3420,7 +3492,7 @@ void member_core_prefetch(const struct member_core *c, unsigned stage, bool send
 {
 	const char *p = (const char *)c;
 	if (stage == 0) {
-		/* All twelve lines: beyond the hot fields and the packet
+		/* Every line (eleven): beyond the hot fields and the packet
 		 * counters, a packet sent or a tick reads the generator, the
 		 * probe's state, the sequence number and cfg, on four lines
 		 * further on, and loading those with the rest measured faster

@@ -87,6 +87,19 @@ struct member_config {
 
 /* Fills memberlist's LAN defaults. */
 void member_config_default(struct member_config *c);
+/* A suspicion's minimum timeout with `members` members (memberlist's
+ * suspicionTimeout): suspicion_mult * max(1, log10(members)) *
+ * probe_interval_ms, in ms rounded down; the maximum is
+ * suspicion_max_timeout_mult times this. */
+uint64_t member_suspicion_min_ms(const struct member_config *cfg, size_t members);
+/* Lifeguard's suspicion timeout after n of the k confirmations it expects
+ * (n <= k <= 8): max - (max - min) * ln(n + 1) / ln(k + 1) ms, rounded down
+ * and never below min; min when k is 0. */
+uint64_t member_suspicion_timeout_ms(uint64_t min_ms, uint64_t max_ms, uint32_t n, uint32_t k);
+/* The push-pull interval with `members` members (memberlist's
+ * pushPullScale): push_pull_interval_ms up to 32 members, times
+ * ceil(log2(members / 32)) + 1 past them. */
+uint64_t member_pushpull_interval_ms(const struct member_config *cfg, size_t members);
 
 struct member_identity {
 	uint8_t id[SHOAL_NODE_ID_BYTES];

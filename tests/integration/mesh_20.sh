@@ -8,7 +8,8 @@
 #   2. SIGSTOP one agent for 30 s: the others suspect it, then declare it
 #      dead; after SIGCONT it refutes and is alive everywhere at a higher
 #      incarnation
-#   3. SIGKILL 3 agents: every other agent declares all 3 dead (never left)
+#   3. SIGKILL 3 agents: every other agent declares all 3 dead (never left),
+#      and none has loaded libm for it (src/common/libm.c)
 #   4. graceful leave, once by `shoal leave` and once by SIGTERM: the agent
 #      exits 0 and every other agent sees it left (never dead)
 #   5. restart a SIGKILLed agent from its data dir without --join: it finds
@@ -328,6 +329,18 @@ for k in $K; do wait_exit "$k" 10 2>/dev/null || die "n$k survived SIGKILL"; don
 note "SIGKILL $(names $K)"
 mesh watch dead $WAIT_DETECT_S "$t_kill" left - - $(names $K) -- $(names $OBS) ||
 	die "not every agent declared $(names $K)dead within ${WAIT_DETECT_S} s" n0
+# Suspicion timeouts and push-pull intervals are computed by now: none of it
+# may have loaded libm (src/common/libm.c). A sanitizer runtime links libm
+# itself, and then there is nothing to check.
+if ldd "$SHOAL_BIN" | grep -q 'libm\.so'; then
+	note "libm check skipped: $(basename "$SHOAL_BIN") links libm (a sanitizer runtime needs it)"
+else
+	for i in $OBS; do
+		m=$(grep -E '/libm\.so' "/proc/${PID[$i]}/maps" | awk '{print $6}' | sort -u)
+		[ -z "$m" ] || die "agent n$i loaded libm ($m); the agent's code must call no math function" "n$i"
+	done
+	note "no agent maps libm"
+fi
 
 # --- 4. graceful leave --------------------------------------------------------
 L1=18 L2=19

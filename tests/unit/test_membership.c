@@ -990,6 +990,92 @@ static void suspicion_timeout_follows_lifeguard(void **state)
 	net_free(&net);
 }
 
+static void deliver_one(struct net *net, size_t to, size_t from, const struct wire_msg *m);
+
+static uint64_t lifeguard_libm(uint64_t min, uint64_t max, uint32_t n, uint32_t k)
+{
+	if (k == 0)
+		return min;
+	double frac = log((double)n + 1.0) / log((double)k + 1.0);
+	uint64_t t = (uint64_t)floor((double)max - frac * (double)(max - min));
+	return t < min ? min : t;
+}
+
+/* Lifeguard's timeout after n of k confirmations, for every n <= k <= 8
+ * (suspicion_mult up to 10), computed with the core's table of logarithms,
+ * equals the formula with libm's log(): to the millisecond for timeouts up
+ * to 20 s times 6, and over spans of 2^40..2^52 ms, where the floor shows
+ * every bit of ln(n + 1) / ln(k + 1). */
+static void suspicion_timeout_after_each_confirmation_count(void **state)
+{
+	(void)state;
+	for (uint32_t k = 0; k <= 8; k++)
+		for (uint32_t n = 0; n <= k; n++) {
+			for (uint64_t min = 1; min <= 20000; min++)
+				for (uint64_t mult = 1; mult <= 6; mult++) {
+					uint64_t max = mult * min;
+					uint64_t want = lifeguard_libm(min, max, n, k);
+					uint64_t got = member_suspicion_timeout_ms(min, max, n, k);
+					if (got != want)
+						fail_msg("n %u k %u min %llu max %llu: %llu, libm %llu",
+							 n, k, (unsigned long long)min,
+							 (unsigned long long)max, (unsigned long long)got,
+							 (unsigned long long)want);
+				}
+			for (unsigned b = 40; b <= 52; b++) {
+				uint64_t max = UINT64_C(1) << b;
+				assert_int_equal(member_suspicion_timeout_ms(1, max, n, k),
+						 lifeguard_libm(1, max, n, k));
+			}
+		}
+}
+
+/* memberlist's scalings, computed in integers by the core, against libm's
+ * logarithms: the suspicion minimum mult * max(1, log10(n)) * interval and
+ * the push-pull interval base * (ceil(log2(n) - log2(32)) + 1) past 32. */
+static void scalings_match_libm(void **state)
+{
+	(void)state;
+	static const uint32_t conf[][2] = {{4, 1000}, {5, 200}, {3, 700}, {6, 1500}, {1, 1}};
+	for (size_t c = 0; c < sizeof(conf) / sizeof(conf[0]); c++) {
+		struct member_config cfg = cfg_default();
+		cfg.suspicion_mult = conf[c][0];
+		cfg.probe_interval_ms = conf[c][1];
+		cfg.push_pull_interval_ms = conf[c][1] * 30;
+		for (uint64_t n = 0; n <= 1u << 17; n++) {
+			double scale = log10((double)(n > 1 ? n : 1));
+			uint64_t want = (uint64_t)(cfg.suspicion_mult * (scale < 1.0 ? 1.0 : scale) *
+						   cfg.probe_interval_ms);
+			uint64_t got = member_suspicion_min_ms(&cfg, (size_t)n);
+			if (got != want)
+				fail_msg("mult %u interval %u n %llu: %llu ms, libm %llu", conf[c][0],
+					 conf[c][1], (unsigned long long)n, (unsigned long long)got,
+					 (unsigned long long)want);
+			double mult = n <= 32 ? 1.0 : ceil(log2((double)n) - log2(32.0)) + 1.0;
+			want = (uint64_t)(mult * cfg.push_pull_interval_ms);
+			got = member_pushpull_interval_ms(&cfg, (size_t)n);
+			if (got != want)
+				fail_msg("push-pull n %llu: %llu ms, libm %llu", (unsigned long long)n,
+					 (unsigned long long)got, (unsigned long long)want);
+		}
+	}
+	/* powers of ten are whole (log10 is exact there), and far past 2^17 */
+	struct member_config cfg = cfg_default();
+	uint64_t p = 10;
+	for (uint64_t e = 1; e <= 12; e++, p *= 10) {
+		assert_int_equal(member_suspicion_min_ms(&cfg, (size_t)p), 4000 * e);
+		if (e == 1)
+			continue; /* (below 10 the scale is 1) */
+		assert_int_equal(member_suspicion_min_ms(&cfg, (size_t)p - 1),
+				 (uint64_t)(4.0 * log10((double)(p - 1)) * 1000.0));
+		assert_int_equal(member_suspicion_min_ms(&cfg, (size_t)p + 1),
+				 (uint64_t)(4.0 * log10((double)(p + 1)) * 1000.0));
+	}
+	cfg.push_pull_interval_ms = 30000;
+	assert_int_equal(member_pushpull_interval_ms(&cfg, (size_t)1 << 40), 30000 * 36);
+	assert_int_equal(member_pushpull_interval_ms(&cfg, ((size_t)1 << 40) + 1), 30000 * 37);
+}
+
 static void deliver_one(struct net *net, size_t to, size_t from, const struct wire_msg *m)
 {
 	uint8_t buf[256];
@@ -2147,6 +2233,8 @@ int main(void)
 		cmocka_unit_test(stale_accuser_is_answered_directly),
 		cmocka_unit_test(add_alive_in_bulk),
 		cmocka_unit_test(suspicion_timeout_follows_the_live_cluster),
+		cmocka_unit_test(suspicion_timeout_after_each_confirmation_count),
+		cmocka_unit_test(scalings_match_libm),
 		cmocka_unit_test(indirect_probes_go_to_alive_members),
 		cmocka_unit_test(unconfirmed_suspicion_is_put_to_the_member),
 		cmocka_unit_test(accuser_in_person_is_answered_at_once),
