@@ -293,10 +293,17 @@ mesh converge $N $WAIT_CONVERGE_S $(names $ALL) ||
 for i in $ALL; do
 	kill -0 "${PID[$i]}" 2>/dev/null || die "agent n$i exited during startup" "n$i"
 done
-for i in $ALL; do
-	ssl=$(grep -E 'libssl|libcrypto' "/proc/${PID[$i]}/maps" | awk '{print $6}' | sort -u)
-	[ -z "$ssl" ] || die "agent n$i maps OpenSSL after its join push-pull: $ssl" "n$i"
-done
+# maps_none REGEX WHY AGENT...: dies naming the first agent that has a file
+# matching REGEX mapped
+maps_none() {
+	local re=$1 why=$2 i m
+	shift 2
+	for i in "$@"; do
+		m=$(grep -E "$re" "/proc/${PID[$i]}/maps" | awk '{print $6}' | sort -u)
+		[ -z "$m" ] || die "agent n$i maps $m: $why" "n$i"
+	done
+}
+maps_none 'libssl|libcrypto' "OpenSSL, after its join push-pull" $ALL
 note "no agent maps libssl or libcrypto"
 
 # --- 2. SIGSTOP one agent for 30 s -------------------------------------------
@@ -335,10 +342,7 @@ mesh watch dead $WAIT_DETECT_S "$t_kill" left - - $(names $K) -- $(names $OBS) |
 if ldd "$SHOAL_BIN" | grep -q 'libm\.so'; then
 	note "libm check skipped: $(basename "$SHOAL_BIN") links libm (a sanitizer runtime needs it)"
 else
-	for i in $OBS; do
-		m=$(grep -E '/libm\.so' "/proc/${PID[$i]}/maps" | awk '{print $6}' | sort -u)
-		[ -z "$m" ] || die "agent n$i loaded libm ($m); the agent's code must call no math function" "n$i"
-	done
+	maps_none '/libm\.so' "the agent's code must call no math function" $OBS
 	note "no agent maps libm"
 fi
 

@@ -5,7 +5,6 @@
 #include "testutil.h"
 
 #include <jansson.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +13,6 @@
 #include "runtime/http.h"
 #include "shoal/dynlib.h"
 #include "trust/tuf.h"
-
-/* True if /proc/self/maps has a mapping whose path contains name. */
-static bool mapped(const char *name)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	assert_non_null(f);
-	char line[1024];
-	bool found = false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, name) != NULL;
-	fclose(f);
-	return found;
-}
 
 static void resolves_functions(void **state)
 {
@@ -78,8 +64,8 @@ static void missing_symbol_clears_table(void **state)
 static void curl_is_loaded_by_the_first_fetch(void **state)
 {
 	(void)state;
-	assert_false(mapped("libcurl.so"));
-	assert_false(mapped("libgnutls"));
+	assert_false(tu_mapped("libcurl.so"));
+	assert_false(tu_mapped("libgnutls"));
 	char *dir = tu_tmpdir();
 	char path[512], url[600];
 	snprintf(path, sizeof(path), "%s/x", dir);
@@ -91,7 +77,7 @@ static void curl_is_loaded_by_the_first_fetch(void **state)
 	assert_int_equal(len, 5);
 	assert_memory_equal(out, "hello", 5);
 	free(out);
-	assert_true(mapped("libcurl.so"));
+	assert_true(tu_mapped("libcurl.so"));
 	tu_rmtree(dir);
 	free(dir);
 }
@@ -106,11 +92,11 @@ static json_t *no_answer(void *arg, const char *what)
 static void microhttpd_is_loaded_by_http_start(void **state)
 {
 	(void)state;
-	assert_false(mapped("libmicrohttpd"));
+	assert_false(tu_mapped("libmicrohttpd"));
 	struct http_server *srv = NULL;
 	char err[256] = "";
 	assert_int_equal(http_start("127.0.0.1:0", no_answer, NULL, &srv, err, sizeof(err)), 0);
-	assert_true(mapped("libmicrohttpd"));
+	assert_true(tu_mapped("libmicrohttpd"));
 	assert_true(http_port(srv) != 0);
 	http_stop(srv);
 }

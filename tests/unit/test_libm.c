@@ -6,36 +6,23 @@
 
 #include <math.h>
 #include <sqlite3.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "shoal/dynlib.h"
 
-static bool mapped(const char *name)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	assert_non_null(f);
-	char line[1024];
-	bool found = false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, name) != NULL;
-	fclose(f);
-	return found;
-}
-
 /* (first: no other test has called a math function yet) */
 static void libm_is_mapped_on_first_use(void **state)
 {
 	(void)state;
-	if (mapped("/libm.so")) {
+	if (tu_mapped("/libm.so")) {
 		/* a sanitizer runtime links libm */
 		printf("# libm is mapped at start (a runtime links it): nothing to check\n");
 		skip();
 	}
 	volatile double x = 2.0;
 	double r = log(x); /* (not sqrt: the compiler inlines it) */
-	assert_true(mapped("/libm.so"));
+	assert_true(tu_mapped("/libm.so"));
 	assert_true(r > 0.6931 && r < 0.6932);
 }
 

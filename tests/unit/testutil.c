@@ -39,3 +39,15 @@ void tu_write_file(const char *path, const void *data, size_t len, int mode)
 	fchmod(fd, (mode_t)mode);
 	close(fd);
 }
+
+int tu_mapped(const char *name)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	assert_non_null(f);
+	char line[1024];
+	int found = 0;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, name) != NULL;
+	fclose(f);
+	return found;
+}

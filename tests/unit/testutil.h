@@ -15,5 +15,7 @@ char *tu_tmpdir(void);
 void tu_rmtree(const char *path);
 /* Writes len bytes to path with the given mode; asserts on failure. */
 void tu_write_file(const char *path, const void *data, size_t len, int mode);
+/* True if /proc/self/maps has a mapping whose path contains name. */
+int tu_mapped(const char *name);
 
 #endif
