@@ -996,17 +996,19 @@ static bool calls_core(const struct sim *s, const struct sim_ev *e)
  * always in cache: a tenth of the samples in sim_run_until stood at that
  * read); the fifth event ahead gets its core's hot fields and its packet's
  * payload and hints loaded, the third what the core's fields point to and
- * the table entries its packet is about (or, for a tick that will gossip,
- * the probe order's slots of the members it will draw), the next event one
- * level further (the tiers' newest items, what news about its packet's
- * subjects would touch, or the drawn members' entries and addresses). At
+ * the dead-or-left bits of the members its packet is about (or, for a tick
+ * that will gossip, the probe order's slots of the members it will draw),
+ * the second the table entries of those of its packet's subjects that are
+ * not held dead or left, the next event one level further (the tiers'
+ * newest items, what news about its packet's subjects would touch, or the
+ * drawn members' entries and addresses). At
  * 10,000 cores every event's core is cold otherwise; two events' time per
  * level let the loads arrive (one was too little: about 8% more time at
  * 10,000 nodes, and four too much). Events that will not call their core
  * (stale ticks, ticks with nothing due) get nothing. */
 static void prefetch_ahead(const struct sim *s)
 {
-	enum { STAGE2_AT = 1, STAGE1_AT = 3, STAGE0_AT = 5, HOT_AT = 7 };
+	enum { STAGE2_AT = 1, PACKET1_AT = 2, STAGE1_AT = 3, STAGE0_AT = 5, HOT_AT = 7 };
 	struct peek it = { .t = s->now, .ch = NULL, .pos = 0 };
 	unsigned n = 0;
 	const struct sim_ev *e;
@@ -1046,11 +1048,15 @@ static void prefetch_ahead(const struct sim *s)
 							    slot_hints(s, e->b), e->h, 0);
 			else if (e->kind == EV_TICK)
 				member_core_prefetch_tick(c, ev_time(e), 0);
+		} else if (n == PACKET1_AT) {
+			if (e->kind == EV_PACKET)
+				member_core_prefetch_packet(c, s->nodes[e->a].gid,
+							    slot_hints(s, e->b), e->h, 1);
 		} else if (n == STAGE2_AT) {
 			member_core_prefetch(c, 2, sends);
 			if (e->kind == EV_PACKET)
 				member_core_prefetch_packet(c, s->nodes[e->a].gid,
-							    slot_hints(s, e->b), e->h, 1);
+							    slot_hints(s, e->b), e->h, 2);
 			else if (e->kind == EV_TICK)
 				member_core_prefetch_tick(c, ev_time(e), 1);
 		}

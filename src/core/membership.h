@@ -346,10 +346,12 @@ void member_core_prefetch(const struct member_core *c, unsigned stage, bool send
  * packets will take. */
 void member_core_prefetch_tick(const struct member_core *c, uint64_t now_ms, unsigned stage);
 /* For a packet from member from_gid that will be delivered to c (after
- * the core's stage 0): stage 0 loads the table entries of the sender and
- * of the subjects its hints name (member_out.hints), and their ids in the
- * directory; stage 1 (an event or more later, the entries loaded) what
- * news about those subjects would touch. */
+ * the core's stage 0): stage 0 loads the sender's table entry and, for the
+ * subjects its hints name (member_out.hints), the bits that say whether c
+ * holds them dead or left, and their ids in the directory; stage 1 (an
+ * event or more later, the bits loaded) the table entries of the subjects
+ * not held dead or left (an accusation about one that is needs no entry);
+ * stage 2 (the entries loaded) what news about those would touch. */
 void member_core_prefetch_packet(const struct member_core *c, uint32_t from_gid,
 				 const uint32_t *hints, size_t n_hints, unsigned stage);
 

@@ -1200,6 +1200,61 @@ static void incarnation_rules_and_refutation(void **state)
 	net_free(&net);
 }
 
+/* Accusations about a member held dead change nothing, whatever their
+ * incarnation (memberlist: a dead member is not suspected or killed again;
+ * the core answers these from a bit per member, not its entry), until the
+ * member comes back: then it can be accused again. */
+static void accusations_about_the_dead_wait_for_its_return(void **state)
+{
+	(void)state;
+	struct net net;
+	struct member_config cfg = cfg_default();
+	net_init(&net, 5, &cfg);
+	net_join_all(&net);
+	uint32_t inc4 = inc_of(&net, 1, 4);
+	net.down[4] = true;
+	struct wire_msg m = accusation(&net, WIRE_DEAD, inc4, 4, 2);
+	deliver_one(&net, 1, 2, &m);
+	assert_int_equal(state_of(&net, 1, 4), MEMBER_DEAD);
+	net_pump(&net);
+	unsigned suspects = net.events[1][MEMBER_EV_SUSPECT], deaths = net.events[1][MEMBER_EV_DEAD];
+	assert_int_equal(deaths, 1);
+	uint64_t ignored = member_core_stats(net.cores[1])->msgs_ignored;
+
+	m = accusation(&net, WIRE_SUSPECT, inc4 + 5, 4, 3);
+	deliver_one(&net, 1, 3, &m);
+	m = accusation(&net, WIRE_DEAD, inc4 + 5, 4, 3);
+	deliver_one(&net, 1, 3, &m);
+	m = accusation(&net, WIRE_SUSPECT, inc4, 4, 0);
+	deliver_one(&net, 1, 0, &m);
+	assert_int_equal(state_of(&net, 1, 4), MEMBER_DEAD);
+	assert_int_equal(inc_of(&net, 1, 4), inc4);
+	assert_int_equal(member_core_stats(net.cores[1])->msgs_ignored, ignored + 3);
+	net_pump(&net);
+	assert_int_equal(net.events[1][MEMBER_EV_SUSPECT], suspects);
+	assert_int_equal(net.events[1][MEMBER_EV_DEAD], deaths);
+
+	/* back at a newer incarnation: accused at it, it is suspected again */
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_ALIVE;
+	m.incarnation = inc4 + 1;
+	memcpy(m.id, net.ids[4].id, 32);
+	m.addr = net.ids[4].addr;
+	strcpy(m.name, net.ids[4].name);
+	deliver_one(&net, 1, 4, &m);
+	assert_int_equal(state_of(&net, 1, 4), MEMBER_ALIVE);
+	m = accusation(&net, WIRE_SUSPECT, inc4 + 1, 4, 3);
+	deliver_one(&net, 1, 3, &m);
+	assert_int_equal(state_of(&net, 1, 4), MEMBER_SUSPECT);
+	m = accusation(&net, WIRE_DEAD, inc4 + 1, 4, 3);
+	deliver_one(&net, 1, 3, &m);
+	assert_int_equal(state_of(&net, 1, 4), MEMBER_DEAD);
+	net_pump(&net);
+	assert_int_equal(net.events[1][MEMBER_EV_SUSPECT], suspects + 1);
+	assert_int_equal(net.events[1][MEMBER_EV_DEAD], deaths + 1);
+	net_free(&net);
+}
+
 static void dead_about_self_is_refuted_and_costs_health(void **state)
 {
 	(void)state;
@@ -2216,6 +2271,7 @@ int main(void)
 		cmocka_unit_test(crash_is_suspected_then_dead_everywhere),
 		cmocka_unit_test(suspicion_timeout_follows_lifeguard),
 		cmocka_unit_test(incarnation_rules_and_refutation),
+		cmocka_unit_test(accusations_about_the_dead_wait_for_its_return),
 		cmocka_unit_test(dead_about_self_is_refuted_and_costs_health),
 		cmocka_unit_test(graceful_leave_marks_left),
 		cmocka_unit_test(restarted_node_rejoins_with_higher_incarnation),
