@@ -304,6 +304,19 @@ static struct wire_msg accusation(const struct net *net, uint8_t type, uint32_t 
 	return m;
 }
 
+/* An ALIVE announcing `id` at incarnation `inc`. */
+static struct wire_msg alive_msg(const struct member_identity *id, uint32_t inc)
+{
+	struct wire_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = WIRE_ALIVE;
+	m.incarnation = inc;
+	memcpy(m.id, id->id, SHOAL_NODE_ID_BYTES);
+	m.addr = id->addr;
+	strcpy(m.name, id->name);
+	return m;
+}
+
 /* Everyone joins through node 0. */
 static void net_join_all(struct net *net)
 {
@@ -1141,12 +1154,7 @@ static void suspicion_timeout_follows_the_live_cluster(void **state)
 
 	/* Node 10 comes back at a higher incarnation: counted again. */
 	size_t est = member_core_est_nodes(net.cores[1]);
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_ALIVE;
-	m.incarnation = inc_of(&net, 1, 10) + 1;
-	memcpy(m.id, net.ids[10].id, 32);
-	m.addr = net.ids[10].addr;
-	strcpy(m.name, net.ids[10].name);
+	m = alive_msg(&net.ids[10], inc_of(&net, 1, 10) + 1);
 	deliver_one(&net, 1, 2, &m);
 	assert_int_equal(state_of(&net, 1, 10), MEMBER_ALIVE);
 	assert_int_equal(member_core_est_nodes(net.cores[1]), est + 1);
@@ -1186,12 +1194,7 @@ static void incarnation_rules_and_refutation(void **state)
 	net.down[4] = true; /* so it cannot refute yet */
 	deliver_one(&net, 1, 2, &m);
 	assert_int_equal(state_of(&net, 1, 4), MEMBER_DEAD);
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_ALIVE;
-	m.incarnation = now4; /* not newer */
-	memcpy(m.id, net.ids[4].id, 32);
-	m.addr = net.ids[4].addr;
-	strcpy(m.name, net.ids[4].name);
+	m = alive_msg(&net.ids[4], now4); /* not newer */
 	deliver_one(&net, 1, 2, &m);
 	assert_int_equal(state_of(&net, 1, 4), MEMBER_DEAD);
 	m.incarnation = now4 + 1; /* newer: back alive */
@@ -1235,12 +1238,7 @@ static void accusations_about_the_dead_wait_for_its_return(void **state)
 	assert_int_equal(net.events[1][MEMBER_EV_DEAD], deaths);
 
 	/* back at a newer incarnation: accused at it, it is suspected again */
-	memset(&m, 0, sizeof(m));
-	m.type = WIRE_ALIVE;
-	m.incarnation = inc4 + 1;
-	memcpy(m.id, net.ids[4].id, 32);
-	m.addr = net.ids[4].addr;
-	strcpy(m.name, net.ids[4].name);
+	m = alive_msg(&net.ids[4], inc4 + 1);
 	deliver_one(&net, 1, 4, &m);
 	assert_int_equal(state_of(&net, 1, 4), MEMBER_ALIVE);
 	m = accusation(&net, WIRE_SUSPECT, inc4 + 1, 4, 3);
@@ -1804,12 +1802,7 @@ static void own_refutation_leads_the_packet(void **state)
 	for (size_t k = 0; k < 40; k++) {
 		struct member_identity id;
 		make_identity(&id, 100 + k);
-		memset(&m, 0, sizeof(m));
-		m.type = WIRE_ALIVE;
-		m.incarnation = 1;
-		memcpy(m.id, id.id, 32);
-		m.addr = id.addr;
-		strcpy(m.name, id.name);
+		m = alive_msg(&id, 1);
 		deliver_one(&net, 0, 1, &m);
 	}
 	assert_int_equal(member_core_count(net.cores[0]), 43);
