@@ -2038,13 +2038,7 @@ static void suspect_that_talks_is_told(void **state)
 	deliver_one(&net, 2, 0, &m);
 	assert_int_equal(member_core_incarnation(net.cores[2]), inc + 1);
 	/* A packet that carries the refutation revives 2 and tells nothing. */
-	struct wire_msg alive;
-	memset(&alive, 0, sizeof(alive));
-	alive.type = WIRE_ALIVE;
-	alive.incarnation = inc + 1;
-	memcpy(alive.id, net.ids[2].id, SHOAL_NODE_ID_BYTES);
-	alive.addr = net.ids[2].addr;
-	strcpy(alive.name, net.ids[2].name);
+	struct wire_msg alive = alive_msg(&net.ids[2], inc + 1);
 	alive.tags_count = net.ids[2].tags_count;
 	for (uint8_t t = 0; t < alive.tags_count; t++)
 		strcpy(alive.tags[t], net.ids[2].tags[t]);
